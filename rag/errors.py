@@ -9,7 +9,7 @@ class ReadError(RagError):
     """A source file could not be read or parsed; the message names the file (and line)."""
 
 
-class IndexError_(RagError):
+class BadIndexError(RagError):
     """The index is missing, corrupt, or was built with other settings."""
 
 
