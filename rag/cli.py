@@ -34,7 +34,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     paths = [Path(p) for p in args.paths] or [settings.corpus_dir]
-    summary = ingest(paths, settings, progress=not args.quiet)
+    summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild)
     print(summary.describe())
     return 0
 
@@ -44,7 +44,7 @@ def _search(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     assistant = Assistant.open(settings)
-    hits = assistant.search(args.query, k=args.k)
+    hits = assistant.search(args.query, k=args.k, mode=args.mode)
     if args.json:
         print(json.dumps([assistant.hit_dict(h) for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -82,12 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="parse, chunk, embed and index documents (incremental)")
     p.add_argument("paths", nargs="*", help="files or folders (default: the corpus folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rebuild", action="store_true", help="ignore the existing index and build anew")
     add_common(p)
     p.set_defaults(func=_ingest)
 
     p = sub.add_parser("search", help="hybrid search over the index")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     p.add_argument("--json", action="store_true")
     add_common(p)
     p.set_defaults(func=_search)

@@ -1,0 +1,114 @@
+"""The assistant facade: model and index loaded once; `ask` and `search` for every front end."""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from rag.compose import compose
+from rag.config import Settings
+from rag.embedding import Embedder, get_embedder
+from rag.errors import QuestionError
+from rag.index import IndexStore, check_compatible, read_manifest
+from rag.query import resolve_followup
+from rag.retrieval import Retriever
+from rag.types import Answer, Filters, Hit, Turn
+
+log = logging.getLogger(__name__)
+
+try:
+    VERSION = version("rag-cited")
+except PackageNotFoundError:  # running from a checkout that was not installed
+    VERSION = "0.0.0"
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    """The question stripped, or a QuestionError saying why it cannot be asked."""
+    if not isinstance(question, str):
+        raise QuestionError("question must be text")
+    text = question.strip()
+    if not text:
+        raise QuestionError("question is empty")
+    if len(text) > max_chars:
+        raise QuestionError(f"question is {len(text)} characters; the limit is {max_chars}")
+    readable = sum(1 for ch in text if ch.isalnum())
+    controls = sum(1 for ch in text if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\t\n\r")
+    if readable == 0 or controls > 0 or "\ufffd" in text:
+        raise QuestionError("question is not readable text")
+    return text
+
+
+def _sources_of(index_dir: Path) -> list[str] | None:
+    manifest = read_manifest(index_dir)
+    return None if manifest is None else manifest.get("sources", [])
+
+
+class Assistant:
+    """Answers questions over one index; safe to share across threads (all state is read-only)."""
+
+    def __init__(self, settings: Settings, store: IndexStore, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.retriever = Retriever(store, embedder, settings)
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None, build: bool = True,
+             progress: bool = False) -> Assistant:
+        """Load the index, first building or refreshing it from the corpus folder when it serves that."""
+        embedder = embedder or get_embedder(settings)
+        sources = _sources_of(settings.index_dir)
+        corpus = str(settings.corpus_dir.resolve())
+        if build and (sources is None or sources == [corpus]):
+            from rag.ingest import ingest
+
+            summary = ingest([settings.corpus_dir], settings, progress=progress, embedder=embedder)
+            if summary.changed:
+                log.info(summary.describe())
+        manifest = read_manifest(settings.index_dir)
+        if manifest is not None:
+            check_compatible(manifest, embedder.model_name, embedder.dim, settings.index_dir)
+        return cls(settings, IndexStore.load(settings.index_dir, settings), embedder)
+
+    @property
+    def documents(self):
+        return self.store.documents
+
+    def info(self) -> dict[str, Any]:
+        m = self.store.manifest
+        return {"status": "ok", "model": m["model"], "documents": m["counts"]["documents"],
+                "chunks": m["counts"]["chunks"], "built_at": m["built_at"], "version": VERSION}
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid") -> list[Hit]:
+        return self.retriever.search(query, k=k, filters=filters, mode=mode)
+
+    def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
+            filters: Filters | None = None) -> Answer:
+        """A cited answer, or an abstention with related passages; QuestionError for unaskable input."""
+        t0 = time.perf_counter()
+        text = validate_question(question, self.settings.max_question_chars)
+        k = top_k or self.settings.top_k
+        if not 1 <= k <= self.settings.max_top_k:
+            raise QuestionError(f"top_k must be between 1 and {self.settings.max_top_k}")
+        standalone = resolve_followup(text, history)
+        query_vector = self.embedder.embed_query(standalone)
+        hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=query_vector)
+        t1 = time.perf_counter()
+        answer = compose(standalone, hits, self.store, query_vector, self.settings)
+        t2 = time.perf_counter()
+        answer.question = text
+        answer.timings_ms = {"retrieve": round((t1 - t0) * 1000, 3), "compose": round((t2 - t1) * 1000, 3),
+                             "total": round((t2 - t0) * 1000, 3)}
+        return answer
+
+    def hit_dict(self, hit: Hit) -> dict[str, Any]:
+        doc = self.store.documents[hit.chunk.doc_id]
+        return {"rank": hit.rank, "score": hit.score, "chunk_id": hit.chunk.chunk_id, "doc_id": doc.doc_id,
+                "title": doc.meta.title, "published": doc.meta.published, "start": hit.chunk.start,
+                "end": hit.chunk.end, "text": hit.chunk.text, "dense_rank": hit.dense_rank,
+                "dense_score": hit.dense_score, "bm25_rank": hit.bm25_rank, "bm25_score": hit.bm25_score}

@@ -1,0 +1,64 @@
+"""BM25 over chunks (bm25s) with a tokenizer that stems English and splits CJK runs into bigrams."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_STOP = frozenset(STOPWORDS_EN)
+_stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stemmed English words without stopwords; CJK runs as overlapping character bigrams."""
+    tokens: list[str] = []
+    for match in _WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
+        word = match.group()
+        if _CJK.match(word):
+            tokens.extend(word if len(word) == 1 else (word[i : i + 2] for i in range(len(word) - 1)))
+        elif word not in _STOP:
+            tokens.append(_stem(word.replace(",", "")))
+    return tokens
+
+
+class Lexical:
+    """A BM25 index whose row i is chunk i of the index store."""
+
+    def __init__(self, model: bm25s.BM25) -> None:
+        self._model = model
+        self._vocab = model.vocab_dict
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> Lexical:
+        model = bm25s.BM25()
+        model.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        return cls(model)
+
+    @classmethod
+    def load(cls, folder: Path) -> Lexical:
+        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
+
+    def save(self, folder: Path) -> None:
+        self._model.save(str(folder), show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for the query (zeros where no query term occurs)."""
+        terms = [t for t in tokenize(query) if t in self._vocab]
+        if not terms:
+            return np.zeros(self._model.scores["num_docs"], dtype=np.float32)
+        return self._model.get_scores(terms)
