@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     approx_threshold: int = 200_000  # above this many vectors, an HNSW index replaces exact search
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    hnsw_ef_construction: int = 100
     near_duplicate_threshold: float = 0.8
 
     # Retrieval

@@ -101,7 +101,7 @@ def build_faiss(vectors: np.ndarray, settings: Settings) -> faiss.Index:
     dim = vectors.shape[1]
     if len(vectors) > settings.approx_threshold:
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 200
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
         index.hnsw.efSearch = settings.hnsw_ef_search
     else:
         index = faiss.IndexFlatIP(dim)
