@@ -80,8 +80,11 @@ def _continues(prev: str, nxt: str) -> bool:
         return False
     if n[0].islower() or p[-1] in ",(-–—/&":
         return True
-    # A long line that stops mid-sentence is wrapped prose; short ones are headings, labels, bylines.
-    return len(p) >= 60 and not _CJK.search(p[-1]) and (n[0].isalnum() or n[0] in "\"“‘'($€£¥")
+    # A long line stopping on a lower-case word mid-sentence is wrapped prose ("... plans of\nJapan's
+    # ministry"); short lines and Title Case lines are headings, labels or bylines.
+    words = p.split()
+    capitalised = sum(1 for w in words if w[:1].isupper()) / len(words)
+    return len(p) >= 60 and words[-1][:1].islower() and capitalised < 0.5 and (n[0].isalnum() or n[0] in "\"“‘'($€£¥")
 
 
 def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -111,9 +114,12 @@ def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
 def _is_boundary(text: str, p: int, q: int, close_end: int, block_end: int) -> bool:
     """Whether the terminal punctuation run text[p:q] (closers up to close_end) ends a sentence."""
     run = text[p:q]
-    if any(c in _CJK_TERM for c in run) or close_end >= block_end:
+    if close_end >= block_end:
         return True
     nxt = text[close_end]
+    if any(c in _CJK_TERM for c in run):
+        # 「…。」と述べた: a quoted sentence that the outer sentence goes on after is not a boundary.
+        return close_end == q or not _CJK.match(nxt)
     if "!" in run or "?" in run:
         return nxt.isspace() or bool(_CJK.match(nxt))
     if run != ".":  # an ellipsis ends a sentence only before a capital

@@ -1,0 +1,438 @@
+"""Files and folders -> `Document`s: txt, md, html, pdf and BEIR jsonl, with metadata from sidecars or the text.
+
+A document's text is the decoded original (for HTML and PDF: the extracted text); it is never edited, so
+every later offset points into it. Metadata comes from a `X.meta.json` sidecar beside `X.ext` when there
+is one, else from the file (HTML/PDF metadata), else from general rules applied to the top of the text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rag.clean import DATE_PATTERN, classify_lines, is_substantial, word_count
+from rag.errors import ReadError
+from rag.types import DocMeta, Document
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+SUPPORTED = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".jsonl")
+SIDECAR_SUFFIX = ".meta.json"
+SIDECAR_FIELDS = frozenset(("title", "publisher", "published", "languages", "source_file", "url"))
+GENERIC_HEADINGS = frozenset(
+    "key takeaways|summary|highlights|overview|abstract|introduction|contents|table of contents|"
+    "what happened|why it matters|what's next|background|conclusion|workflow|news|home".split("|")
+)
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What reading produced: documents, plus "path: why" for each file skipped (unsupported) or failed."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """A short human summary naming every skipped and failed file."""
+        lines = [f"read {len(self.documents)} documents, skipped {len(self.skipped)}, failed {len(self.failed)}"]
+        lines += [f"  skipped {s}" for s in self.skipped]
+        lines += [f"  failed {s}" for s in self.failed]
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """Decode bytes as UTF-8 (BOM allowed), else as detected; returns (text, encoding used). Never fails.
+
+    Short Western text fools charset detectors (Latin-1 read as cp1250), so when the detected text is all
+    Latin script, Windows-1252 (a superset of Latin-1's printable range) is preferred.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is not None:
+        guess = str(best)
+        non_ascii = [c for c in guess if ord(c) > 127 and c.isalpha()]
+        if not all("LATIN" in unicodedata.name(c, "") for c in non_ascii):
+            return guess, best.encoding
+    for enc in ("cp1252", "latin-1"):
+        try:
+            return data.decode(enc), enc
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _read_text_file(path: Path, notes: list[str]) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReadError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    text, enc = decode_bytes(data)
+    if enc != "utf-8":
+        notes.append(f"{path}: not UTF-8, decoded as {enc}")
+        log.warning("%s: not UTF-8, decoded as %s", path, enc)
+    return text
+
+
+# ---------------------------------------------------------------- metadata inference
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_POWERED = re.compile(r"^powered\s+by\s+(\S+)", re.I)
+_COPYRIGHT = re.compile(r"^(?:copyright\s*)?(?:©|\(c\)|copyright)\s*(?:\d{4}(?:\s*[-–]\s*\d{4})?)?\s*([^.|]{2,60}?)\.?\s*(?:all rights reserved.*)?$", re.I)
+_BYLINE_SITE = re.compile(r"^\s*([^\d\s·|•][^·|•]{1,40}?)\s*[·|•]\s*(?=.*\d)")
+_SOURCE_LINE = re.compile(r"^(?:source|来源|出典)\s*[:：]\s*(.{2,60})$", re.I)
+_DESK_SIG = re.compile(r"^(.{2,60}?)\s+(?:(?:industry|news|editorial|research|business|tech|technology|markets?)\s+)*desk$", re.I)
+_BULLET = re.compile(r"^(?:[-–—•*▪●►]|#{1,6})\s+")
+
+
+def detect_languages(text: str) -> tuple[str, ...]:
+    """Languages by script, most frequent first: kana -> ja, Han -> zh (ja when kana), Hangul -> ko, Latin -> en."""
+    counts = {
+        "ja": len(_KANA.findall(text)),
+        "zh": len(_CJK.findall(text)),
+        "ko": len(_HANGUL.findall(text)),
+        "ru": len(_CYRILLIC.findall(text)),
+        "en": len(_LATIN.findall(text)),
+    }
+    if counts["ja"] >= 3:  # Japanese text mixes kanji with kana: count its kanji as Japanese
+        counts["ja"] += counts["zh"]
+        counts["zh"] = 0
+    floor = {"en": 20}
+    langs = [lang for lang, n in counts.items() if n >= floor.get(lang, 5)]
+    return tuple(sorted(langs, key=lambda lang: -counts[lang]))
+
+
+def parse_date(s: str) -> str | None:
+    """The first date stated in s as ISO yyyy-mm-dd (ISO, "25 February 2025", "July 29, 2025", "2025年11月6日")."""
+    for m in DATE_PATTERN.finditer(s):
+        g = m.groupdict()
+        for y, mo, d in (("y1", "m1", "d1"), ("y2", "m2", "d2"), ("y3", "m3", "d3"), ("y4", "m4", "d4")):
+            if g[y] is None:
+                continue
+            month = g[mo]
+            month_n = int(month) if month.isdigit() else _MONTHS.get(month.lower().rstrip(".")[:3])
+            try:
+                return dt.date(int(g[y]), int(month_n or 0), int(g[d])).isoformat()
+            except ValueError:
+                break
+    return None
+
+
+def _clean_title(line: str) -> str:
+    return _BULLET.sub("", line).strip()[:300]
+
+
+def infer_meta(text: str, source_file: str | None = None) -> DocMeta:
+    """Metadata by general rules on the text: title, dateline, publisher where stated, languages."""
+    verdicts = classify_lines(text)
+    top = verdicts[:15]
+    title = None
+    h1 = re.search(r"^\s*#\s+(\S.*)$", text[:2000], re.M)  # a Markdown title wins
+    if h1 and not text[:h1.start()].strip():
+        title = h1.group(1).strip()[:300]
+    for v in top if title is None else ():
+        candidate = _clean_title(v.text)
+        if v.kind in ("content", "heading") and is_substantial(candidate) and \
+                candidate.lower().rstrip("?:") not in GENERIC_HEADINGS:
+            title = candidate
+            break
+    if title is None:
+        first = next((v.text for v in verdicts), "")
+        title = _clean_title(first) or (Path(source_file).stem if source_file else "untitled")
+    published = None
+    for v in top:
+        if word_count(v.text) <= 12 and (published := parse_date(v.text)):
+            break
+    return DocMeta(title=title, publisher=infer_publisher(text), published=published,
+                   languages=detect_languages(text), source_file=source_file)
+
+
+def infer_publisher(text: str) -> str | None:
+    """The publisher where the text names it: "Powered by x.com", "Site·2025-11-06", "Source: X", "X News Desk"."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines[:12]:
+        if m := _POWERED.match(line):
+            return m.group(1).rstrip(".,")
+        if (m := _BYLINE_SITE.match(line)) and parse_date(line[m.end():]) and word_count(m.group(1)) <= 6:
+            return m.group(1).strip()
+        if m := _SOURCE_LINE.match(line):
+            return m.group(1).strip()
+    for line in reversed(lines[-40:]):
+        if word_count(line) > 8:
+            continue
+        if m := _DESK_SIG.match(line):
+            return m.group(1).strip()
+        if (m := _COPYRIGHT.match(line)) and re.search(r"©|\(c\)|copyright", line, re.I):
+            return m.group(1).strip()
+    return None
+
+
+# ---------------------------------------------------------------- sidecars
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the metadata sidecar of a file lives: `X.meta.json` beside `X.ext`."""
+    return path.with_name(path.name[: -len(path.suffix)] + SIDECAR_SUFFIX if path.suffix else path.name + SIDECAR_SUFFIX)
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The validated fields of a metadata sidecar; unknown fields are ignored with a warning."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReadError(f"{path}: not a readable JSON metadata sidecar: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ReadError(f"{path}: a metadata sidecar must be a JSON object")
+    unknown = set(data) - SIDECAR_FIELDS
+    if unknown:
+        log.warning("%s: ignoring unknown sidecar fields %s", path, sorted(unknown))
+    fields = {k: v for k, v in data.items() if k in SIDECAR_FIELDS}
+    for key in ("title", "publisher", "published", "source_file", "url"):
+        if fields.get(key) is not None and not isinstance(fields[key], str):
+            raise ReadError(f"{path}: field {key!r} must be a string or null")
+    if fields.get("title") is not None and not fields["title"].strip():
+        raise ReadError(f"{path}: field 'title' must not be empty")
+    if fields.get("published") is not None:
+        try:
+            dt.date.fromisoformat(fields["published"])
+        except ValueError as exc:
+            raise ReadError(f"{path}: field 'published' must be an ISO date (YYYY-MM-DD)") from exc
+    if "languages" in fields:
+        langs = fields["languages"]
+        if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
+            raise ReadError(f"{path}: field 'languages' must be a list of strings")
+        fields["languages"] = tuple(langs)
+    return fields
+
+
+def _apply_sidecar(meta: DocMeta, path: Path) -> DocMeta:
+    side = sidecar_path(path)
+    if not side.is_file():
+        return meta
+    fields = read_sidecar(side)
+    if fields.get("title") is None:
+        fields.pop("title", None)
+    return replace(meta, **fields)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def read_html(path: Path, notes: list[str]) -> tuple[str, DocMeta]:
+    """Main text of an HTML page (trafilatura), with title, date, site and URL from the page metadata."""
+    import trafilatura
+
+    html = _read_text_file(path, notes)
+    text = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True,
+                               favor_recall=True)
+    if not text or not text.strip():
+        text = trafilatura.html2txt(html) or ""
+        notes.append(f"{path}: no main content found, used the page's full text")
+    if not text.strip():
+        raise ReadError(f"{path}: no text found in the HTML")
+    meta = infer_meta(text, path.name)
+    page = trafilatura.extract_metadata(html)
+    if page is not None:
+        published = None
+        if page.date:
+            try:
+                published = dt.date.fromisoformat(str(page.date)[:10]).isoformat()
+            except ValueError:
+                published = None
+        meta = replace(meta, title=(page.title or meta.title).strip(), publisher=page.sitename or meta.publisher,
+                       published=published or meta.published, url=page.url or meta.url)
+    return text, meta
+
+
+def read_pdf(path: Path) -> tuple[str, DocMeta]:
+    """Text of every page (pypdf), pages separated by a blank line; title and date from the PDF info."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata
+    except (PdfReadError, OSError, ValueError, KeyError) as exc:
+        raise ReadError(f"{path}: not a readable PDF: {exc}") from exc
+    text = "\n\n".join(p.strip("\n") for p in pages)
+    if not text.strip():
+        raise ReadError(f"{path}: the PDF has no extractable text (scanned images need OCR)")
+    meta = infer_meta(text, path.name)
+    if info is not None:
+        title = (info.title or "").strip()
+        created = getattr(info, "creation_date", None)
+        meta = replace(meta, title=title or meta.title,
+                       published=meta.published or (created.date().isoformat() if created else None))
+    return text, meta
+
+
+def read_beir(path: Path, notes: list[str] | None = None) -> Iterator[Document]:
+    """Documents of a BEIR corpus file (`_id`, `title`, `text`, optional `metadata`), one per line.
+
+    The text is `title + "\\n\\n" + text` when there is a title, so offsets are into that composed text.
+    A bad line raises ReadError naming the file and the line number.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ReadError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
+    ids: set[str] = set()
+    with handle:
+        for n, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            line, enc = decode_bytes(raw)
+            if enc != "utf-8" and notes is not None:
+                notes.append(f"{path} line {n}: not UTF-8, decoded as {enc}")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReadError(f"{path} line {n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise ReadError(f"{path} line {n}: expected a JSON object")
+            doc_id, body = obj.get("_id"), obj.get("text")
+            if doc_id is None or str(doc_id) == "" or not isinstance(body, str):
+                raise ReadError(f"{path} line {n}: a BEIR document needs '_id' and a string 'text'")
+            if str(doc_id) in ids:
+                raise ReadError(f"{path} line {n}: duplicate _id {doc_id!r}")
+            ids.add(str(doc_id))
+            title = obj.get("title") or ""
+            if not isinstance(title, str):
+                raise ReadError(f"{path} line {n}: 'title' must be a string")
+            extra = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            text = f"{title}\n\n{body}" if title.strip() else body
+            published = parse_date(str(extra.get("published") or extra.get("date") or ""))
+            meta = DocMeta(
+                title=title.strip() or str(doc_id),
+                publisher=_opt_str(extra.get("publisher") or extra.get("source")),
+                published=published,
+                languages=detect_languages(text[:2000]),
+                source_file=path.name,
+                url=_opt_str(extra.get("url")),
+            )
+            yield Document(doc_id=str(doc_id), text=text, meta=meta)
+
+
+def _opt_str(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def load_document(path: Path, doc_id: str | None = None, notes: list[str] | None = None) -> Document:
+    """One txt, md, html or pdf file as a Document (sidecar metadata applied); doc_id defaults to the stem."""
+    path = Path(path)
+    notes = notes if notes is not None else []
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        text = _read_text_file(path, notes)
+        meta = infer_meta(text, path.name)
+    elif suffix in HTML_SUFFIXES:
+        text, meta = read_html(path, notes)
+    elif suffix == ".pdf":
+        text, meta = read_pdf(path)
+    else:
+        raise ReadError(f"{path}: unsupported file type {suffix or '(none)'!r}; supported: {', '.join(SUPPORTED)}")
+    if not text.strip():
+        raise ReadError(f"{path}: the file is empty")
+    meta = _apply_sidecar(meta, path)
+    return Document(doc_id=doc_id or path.stem, text=text, meta=meta)
+
+
+# ---------------------------------------------------------------- folders
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
+    """(file, ingest root) for every file under the given files and folders, sorted, sidecars excluded."""
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            files = sorted((p for p in given.rglob("*") if p.is_file()), key=lambda p: p.relative_to(given).as_posix())
+            for f in files:
+                rel = f.relative_to(given)
+                if any(part.startswith(".") for part in rel.parts) or f.name.endswith(SIDECAR_SUFFIX):
+                    continue
+                yield f, given
+        elif given.is_file():
+            yield given, given.parent
+        else:
+            raise ReadError(f"{given}: no such file or folder")
+
+
+def _doc_id(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    return rel[: -len(path.suffix)] if path.suffix else rel
+
+
+def read_paths(paths: Sequence[Path], *, strict: bool = False) -> ReadResult:
+    """Read files and folders (recursively, in sorted order) into Documents with unique, stable ids.
+
+    Unsupported files are skipped with a warning; a file that fails to read is recorded in `failed`
+    with the reason (strict=True raises its ReadError instead). A missing path always raises.
+    """
+    result = ReadResult()
+    seen: set[str] = set()
+
+    def add(doc: Document, path: Path) -> None:
+        doc_id = doc.doc_id
+        if doc_id in seen:  # e.g. a.txt beside a.md: keep the extension, then number
+            base = doc_id + path.suffix if path.suffix.lower() != ".jsonl" else doc_id
+            doc_id, k = base, 2
+            while doc_id in seen:
+                doc_id, k = f"{base}~{k}", k + 1
+            log.warning("%s: document id %r already used, using %r", path, doc.doc_id, doc_id)
+            doc = replace(doc, doc_id=doc_id)
+        seen.add(doc_id)
+        result.documents.append(doc)
+
+    for path, root in iter_files(paths):
+        name = path.as_posix()
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED:
+            log.warning("skipping %s: unsupported file type %r", name, suffix or "(none)")
+            result.skipped.append(f"{name}: unsupported file type {suffix or '(none)'!r}")
+            continue
+        try:
+            if suffix == ".jsonl":
+                docs = list(read_beir(path, result.notes))
+                for doc in docs:
+                    add(doc, path)
+            else:
+                add(load_document(path, _doc_id(path, root), result.notes), path)
+        except Exception as exc:  # one bad file must not stop the rest; it is reported by name
+            err = exc if isinstance(exc, ReadError) else ReadError(f"{name}: {type(exc).__name__}: {exc}")
+            if strict:
+                raise err from exc
+            log.warning("%s", err)
+            result.failed.append(str(err))
+    return result
