@@ -67,8 +67,11 @@ def test_incremental_add_modify_delete_noop(small, embedder: Embedder) -> None:
 def test_identical_documents_indexed_once_and_near_duplicates_recorded(small, embedder: Embedder) -> None:
     corpus, settings = small
     (corpus / "copy.txt").write_bytes((corpus / "a0.txt").read_bytes())
+    body = " ".join(f"Paragraph {i} describes how the {TOPICS[2]} affects district {i} and its residents."
+                    for i in range(30))
+    write_article(corpus, "a2", TOPICS[2], 12, body)
     text = (corpus / "a2.txt").read_text()
-    (corpus / "syndicated.txt").write_text(text.replace("on Monday", "on Monday, the paper reports"))
+    (corpus / "syndicated.txt").write_text("Reprinted from the Evening Post.\n\n" + text.replace("on Monday", "on Monday, the paper reports"))
     summary = ingest([corpus], settings, embedder=embedder)
     assert summary.duplicates == {"copy": "a0"}
     assert any({a, b} == {"a2", "syndicated"} for a, b, _ in summary.near_duplicates)
