@@ -15,7 +15,7 @@ from rag.config import Settings
 from rag.embedding import Embedder, get_embedder
 from rag.errors import QuestionError
 from rag.index import IndexStore, check_compatible, read_manifest
-from rag.query import resolve_followup
+from rag.query import expand_for_retrieval, resolve_followup
 from rag.retrieval import Retriever
 from rag.types import Answer, Filters, Hit, Turn
 
@@ -96,8 +96,9 @@ class Assistant:
         if not 1 <= k <= self.settings.max_top_k:
             raise QuestionError(f"top_k must be between 1 and {self.settings.max_top_k}")
         standalone = resolve_followup(text, history)
-        query_vector = self.embedder.embed_query(standalone)
-        hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=query_vector)
+        search_text = expand_for_retrieval(standalone)
+        query_vector = self.embedder.embed_query(search_text)
+        hits = self.retriever.search(search_text, k=k, filters=filters, query_vector=query_vector)
         t1 = time.perf_counter()
         answer = compose(standalone, hits, self.store, query_vector, self.settings)
         t2 = time.perf_counter()

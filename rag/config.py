@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     candidates: int = 100
 
     # Composer
-    min_evidence_score: float = 0.35
+    min_evidence_score: float = 0.20
+    min_term_coverage: float = 0.18
     max_quotes: int = 2
 
     # HTTP service

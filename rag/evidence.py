@@ -1,0 +1,581 @@
+"""Evidence scoring: which sentence of the retrieved chunks answers the question, and which figure in it.
+
+A sentence scores by semantic similarity to the question (precomputed sentence vectors), by how many of
+the question's key terms and entities it carries, weighted by rarity and by nearness to the candidate
+figure, by answer-type match and by qualifier match (annual, previous, cumulative, years)."""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rag.figures import Quantity, extract_figures, figures_equal
+from rag.lexical import tokenize
+from rag.query import _GENERIC_PLACES, QueryAnalysis, canonical, latin_skeleton
+from rag.types import Hit
+
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
+_MONTH_NAME = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+                         r"December)\b")
+_PREVIOUS_CUE = re.compile(r"\b(?:previous(?:ly)?|prior|earlier|former(?:ly)?|initial(?:ly)?|original(?:ly)?|"
+                           r"last year'?s?|the year before|up from|compared with|from)\s+(?:the\s+|a\s+|an\s+|its\s+)?"
+                           r"(?:\w+\s+){0,2}$", re.I)
+_ANNUAL_CUE = re.compile(r"\b(?:annual(?:ly)?|yearly|per year|a year|each year|every year|per annum)\b|每年|毎年|年間",
+                         re.I)
+_CUMULATIVE_CUE = re.compile(r"\b(?:already|so far|to date|thus far|in total|cumulative(?:ly)?|since|has been|"
+                             r"have been|has received|have received|has allocated|have allocated|has invested|"
+                             r"have invested|has directed|has put)\b|累计|迄今|これまで|累計", re.I)
+_TOTAL_CUE = re.compile(r"\b(?:total|overall|combined|larger|entire|whole|aggregate|altogether)\b(?:\W+\w+){0,4}\W*$",
+                        re.I)
+_COUNT_SYNONYMS = [frozenset(tokenize("company companies firm firms corporation corporations business businesses "
+                                      "enterprise enterprises member members")),
+                   frozenset(tokenize("employee employees worker workers staff people person persons")),
+                   frozenset(tokenize("country countries nation nations state states"))]
+_NAME = re.compile(r"(?<![\w'])(?:[A-Z][\w&'.-]*[A-Za-z]|[A-Z]{2,})(?:\s+(?:of|and|for|de|the|&)?\s*"
+                   r"(?:[A-Z][\w&'.-]*[A-Za-z]|[A-Z]{2,}))*")
+_COMMON_CAPS = frozenset(
+    "The A An In On At Of For By To And Or But This That These Those It Its Their There Here With From As After "
+    "Before When While If Since Although However Meanwhile Also Just Now Earlier Last Over Under According Both "
+    "Some Most Many Such Other Key What Why How Who Which Where Monday Tuesday Wednesday Thursday Friday Saturday "
+    "Sunday January February March April May June July August September October November December Chief Mayor "
+    "Mr Mrs Ms Dr".split())
+
+_PLACES = _GENERIC_PLACES | frozenset(("south korea", "north korea", "middle east", "asia", "africa",
+                                       "latin america", "southeast asia"))
+
+WARM_SENTENCES = 20_000
+UNSEEN_WEIGHT = 0.5  # weight of a question word no source uses (often a paraphrase) relative to a shared one
+
+NUMERIC_KINDS = {
+    "money": ("money",), "percent": ("percent",), "count": ("count",), "year": ("year", "date"),
+    "date": ("date", "year", "month"), "measure": ("measure",), "duration": ("duration",),
+}
+
+
+@dataclass(slots=True)
+class Sentence:
+    """A sentence of a retrieved chunk with its offsets in the document and its similarity to the question."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    sim: float
+    rank: int
+    prev_text: str = ""
+    next_text: str = ""
+
+
+@dataclass(slots=True)
+class Pick:
+    """A candidate answer: a sentence, the figure in it (None for non-numeric answers) and its score."""
+
+    sentence: Sentence
+    figure: Quantity | None
+    score: float
+    fit: float
+    signature: tuple[str, ...] = ()
+    alt: Quantity | None = None  # the same amount in another currency, stated beside it
+    names: list[str] = field(default_factory=list)
+
+
+# --- corpus statistics (computed once per store) --------------------------------------------------------
+
+@dataclass(slots=True)
+class _Stats:
+    n: int
+    df: Counter[str]
+    skeletons: dict[str, set[str]]
+    doc_lower: dict[str, str]
+
+
+_STATS: weakref.WeakKeyDictionary[Any, _Stats] = weakref.WeakKeyDictionary()
+
+
+def corpus_stats(store: Any) -> _Stats:
+    """Document frequency of every term over the store's chunks, for rarity weights; cached per store."""
+    stats = _STATS.get(store)
+    if stats is None:
+        df: Counter[str] = Counter()
+        skeletons: dict[str, set[str]] = {}
+        for chunk in store.chunks:
+            terms = set(tokenize(chunk.text))
+            df.update(terms)
+        for doc in store.documents.values():
+            for w in set(re.findall(r"[A-Za-z]{4,}", doc.text)):
+                skeletons.setdefault(latin_skeleton(w), set()).add(w.lower())
+        stats = _Stats(max(1, len(store.chunks)), df, skeletons,
+                       {d: doc.text.lower() for d, doc in store.documents.items()})
+        _STATS[store] = stats
+        if sum(len(c.sentences) for c in store.chunks) <= WARM_SENTENCES:
+            for chunk in store.chunks:  # small corpora: precompute per-sentence features once, off the ask path
+                doc = store.documents.get(chunk.doc_id)
+                for span in chunk.sentences if doc is not None else ():
+                    text = doc.text[span.start:span.end]
+                    word_positions(text)
+                    sentence_figures(text)
+                    clause_bounds(text)
+    return stats
+
+
+def idf(stats: _Stats, term: str) -> float:
+    return math.log(1.0 + (stats.n + 1) / (stats.df.get(term, 0) + 0.5))
+
+
+@lru_cache(maxsize=65_536)
+def word_positions(text: str) -> tuple[tuple[str, int], ...]:
+    """(stemmed term, character offset) for each word of a sentence."""
+    out: list[tuple[str, int]] = []
+    for m in _WORD.finditer(text):
+        for t in tokenize(m.group()):
+            out.append((canonical(t), m.start()))
+    return tuple(out)
+
+
+@lru_cache(maxsize=65_536)
+def sentence_terms(text: str) -> frozenset[str]:
+    return frozenset(t for t, _ in word_positions(text))
+
+
+@lru_cache(maxsize=65_536)
+def sentence_figures(text: str) -> tuple[Quantity, ...]:
+    """Figures of a sentence plus bare month names ("by June") as month-only dates."""
+    figs = list(extract_figures(text))
+    taken = [(q.start, q.end) for q in figs]
+    for m in _MONTH_NAME.finditer(text):
+        if all(m.end() <= s or m.start() >= e for s, e in taken):
+            figs.append(Quantity(m.group(), m.start(), m.end(), 0.0, "month", "month"))
+    return tuple(sorted(figs, key=lambda q: q.start))
+
+
+_ENTITY_CACHE: dict[tuple[str, str], bool] = {}
+
+
+def doc_mentions(stats: _Stats, doc_id: str, form: str, prefix: bool = False) -> bool:
+    """Whether a document mentions a name (case-insensitive, whole words) or, with prefix, a word stem."""
+    key = (doc_id, form + ("*" if prefix else ""))
+    hit = _ENTITY_CACHE.get(key)
+    if hit is None:
+        text = stats.doc_lower.get(doc_id, "")
+        if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", form):
+            hit = form in text
+        else:
+            tail = "" if prefix else "(?![a-z0-9])"
+            hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}{tail}", text) is not None
+        if len(_ENTITY_CACHE) > 200_000:
+            _ENTITY_CACHE.clear()
+        _ENTITY_CACHE[key] = hit
+    return hit
+
+
+# --- gathering sentences ---------------------------------------------------------------------------------
+
+def gather(hits: list[Hit], store: Any, query_vector: np.ndarray | None) -> list[Sentence]:
+    """Every distinct sentence of the retrieved chunks with its cosine similarity to the question."""
+    seen: dict[tuple[str, int], Sentence] = {}
+    for hit in hits:
+        chunk = hit.chunk
+        doc = store.documents.get(chunk.doc_id)
+        if doc is None:
+            continue
+        vecs = store.sentence_vectors(chunk) if query_vector is not None else None
+        sims: list[float]
+        if vecs is not None and len(vecs) == len(chunk.sentences):
+            sims = (vecs @ query_vector.astype(np.float32)).tolist()
+        else:
+            sims = [float(hit.dense_score or 0.0)] * len(chunk.sentences)
+        texts = [doc.text[sp.start:sp.end] for sp in chunk.sentences]
+        for i, (span, sim) in enumerate(zip(chunk.sentences, sims, strict=False)):
+            key = (chunk.doc_id, span.start)
+            if key not in seen or seen[key].sim < sim:
+                seen[key] = Sentence(chunk.doc_id, span.start, span.end, texts[i], float(sim), hit.rank,
+                                     texts[i - 1] if i else "", texts[i + 1] if i + 1 < len(texts) else "")
+    return list(seen.values())
+
+
+# --- scoring ---------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Scorer:
+    """Scores sentences and figures against one analysed question."""
+
+    a: QueryAnalysis
+    stats: _Stats
+    weights: dict[str, float] = field(default_factory=dict)
+    entity_terms: set[str] = field(default_factory=set)
+    alias_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _entities_ok: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        top = math.log(1.0 + (self.stats.n + 1) / 0.5)
+        entity_terms = {t for g in self.a.entities for f in g for t in tokenize(f)}
+        for t in self.a.terms:
+            # A word no source uses is often a paraphrase: it counts, but less than a word the sources share.
+            self.weights[t] = idf(self.stats, t) * (1.0 if self.stats.df.get(t, 0) or t in entity_terms else UNSEEN_WEIGHT)
+        self.entity_terms = entity_terms
+        for g in self.a.entities:
+            for f in g:
+                for t in tokenize(f):
+                    self.alias_of[t] = g
+        for u in self.a.unknown:
+            self.weights["cjk:" + u] = top * len(u)  # an unglossed CJK word is most likely a name
+        for k in self.a.kana:
+            self.weights["kana:" + k] = top * 0.7
+
+    @property
+    def total(self) -> float:
+        return sum(self.weights.values()) or 1.0
+
+    def entities_ok(self, doc_id: str) -> bool:
+        """Every name the question uses occurs in the document (any alias)."""
+        ok = self._entities_ok.get(doc_id)
+        if ok is None:
+            ok = all(any(doc_mentions(self.stats, doc_id, f) for f in group) for group in self.a.entities)
+            self._entities_ok[doc_id] = ok
+        return ok
+
+    def _kana_hits(self, text: str) -> set[str]:
+        words = {latin_skeleton(w) for w in re.findall(r"[A-Za-z]{4,}", text)}
+        return {k for k in self.a.kana if k in words}
+
+    def coverage(self, s: Sentence, figure: Quantity | None = None,
+                 others: tuple[Quantity, ...] = ()) -> float:
+        """Share of the question's term weight the sentence carries. With a figure, a term counts fully when
+        it is nearer to this figure than to any other figure of the sentence, and less the farther it is."""
+        positions = word_positions(s.text)
+        bounds = clause_bounds(s.text)
+        prev_terms = (sentence_terms(s.prev_text) if s.prev_text else frozenset()) | (
+            sentence_terms(s.next_text) if s.next_text else frozenset())
+        got = 0.0
+        for key, w in self.weights.items():
+            if key.startswith("cjk:"):
+                got += w if key[4:] in s.text else (0.3 * w if doc_mentions(self.stats, s.doc_id, key[4:]) else 0)
+                continue
+            if key.startswith("kana:"):
+                got += w if key[5:] in self._kana_hits(s.text) else 0.0
+                continue
+            offs = [p for t, p in positions if t == key] or self._alias_offsets(s.text, key)
+            if offs:
+                got += w if figure is None else w * max(_nearness(p, figure, others, bounds, s.text) for p in offs)
+            elif key in prev_terms:
+                got += 0.5 * w
+            elif key in self.entity_terms and doc_mentions(self.stats, s.doc_id, key):
+                got += 0.3 * w
+        return got / self.total
+
+    def purpose_ok(self, s: Sentence) -> bool:
+        """What the money is for ("spend on X", "funding for X") must be named in the sentence or beside it."""
+        if not self.a.purpose:
+            return True
+        here = sentence_terms(s.text) | sentence_terms(s.prev_text) | sentence_terms(s.next_text)
+        return any(t in here or self._alias_offsets(s.text, t) for t in self.a.purpose)
+
+    def _alias_offsets(self, text: str, key: str) -> list[int]:
+        group = self.alias_of.get(key)
+        if not group:
+            return []
+        low = text.lower()
+        return [m.start() for f in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low)]
+
+    def orphan_coverage(self, s: Sentence) -> float:
+        """Term weight the sentence carries in clauses that state no figure of the asked kind: the sources
+        then discuss the subject without giving the figure."""
+        kinds = NUMERIC_KINDS.get(self.a.answer_type, ())
+        bounds = clause_bounds(s.text)
+        figs = [q for q in sentence_figures(s.text) if q.kind in kinds]
+        with_fig = {_clause(bounds, q.start) for q in figs}
+        if len(with_fig) < 2:
+            return 0.0  # only an enumeration that gives figures for the other items tells anything
+        positions = word_positions(s.text)
+        got = 0.0
+        for key, w in self.weights.items():
+            offs = [p for t, p in positions if t == key]
+            if offs and all(_clause(bounds, p) not in with_fig and not _is_main_clause(s.text, bounds, _clause(bounds, p))
+                            for p in offs):
+                got += w
+        return got / self.total
+
+    def displaced(self, s: Sentence) -> float:
+        """Share of term weight that rare words carry which the document states elsewhere but this sentence
+        lacks: the question is then likely about another passage of the same article."""
+        here = sentence_terms(s.text) | (sentence_terms(s.prev_text) if s.prev_text else frozenset())
+        lost = 0.0
+        rare = max(2, self.stats.n // 8)
+        for key, w in self.weights.items():
+            if ":" in key or key in here or key in self.entity_terms or self.stats.df.get(key, 0) > rare:
+                continue
+            if doc_mentions(self.stats, s.doc_id, key, prefix=True):
+                lost += w
+        return lost / self.total
+
+    def figure_ok(self, s: Sentence, q: Quantity) -> bool:
+        """The figure is of the kind and unit asked for, and is not a figure the question itself names."""
+        a = self.a
+        if q.kind not in NUMERIC_KINDS.get(a.answer_type, ()):
+            return False
+        if a.answer_type in ("money", "measure") and a.unit and q.unit != a.unit:
+            return False
+        if any(figures_equal(q.value, q.unit, f.value, f.unit) for f in a.figures):
+            return False
+        if a.answer_type == "count":
+            return self._counts_asked(s.text, q)
+        if a.rate_subject and not (set(a.rate_subject) & sentence_terms(s.text)):
+            return False  # "what interest rate": a percentage of something else does not answer it
+        return True
+
+    def _counts_asked(self, text: str, q: Quantity) -> bool:
+        nouns = self.a.count_nouns
+        if not nouns:
+            return True
+        after = {t for t, _ in word_positions(text[q.end:q.end + 40])[:3]}
+        head = nouns[-1]
+        wanted = {head} | next((g for g in _COUNT_SYNONYMS if head in g), frozenset())
+        wanted |= set(nouns) if len(nouns) > 1 and head in after else set()
+        return bool(after & wanted)
+
+    def signature(self, s: Sentence, q: Quantity) -> tuple[str, ...]:
+        """Qualifiers stated with a figure (previous / annual / cumulative / total): cues count within the
+        figure's own clause and a figure-less clause just before it."""
+        bounds = clause_bounds(s.text)
+        i = _clause(bounds, q.start)
+        end = bounds[i + 1] if i + 1 < len(bounds) else len(s.text)
+        start = bounds[i]
+        if i > 0 and not any(bounds[i - 1] <= f.start < bounds[i] for f in sentence_figures(s.text)
+                             if f.kind == q.kind):
+            start = bounds[i - 1]
+        before = s.text[max(start, q.start - 45):q.start]
+        around = s.text[start:end]
+        sig = []
+        if _PREVIOUS_CUE.search(before):
+            sig.append("previous")
+        if _ANNUAL_CUE.search(around):
+            sig.append("annual")
+        if _CUMULATIVE_CUE.search(around):
+            sig.append("cumulative")
+        if _TOTAL_CUE.search(s.text[max(start, q.start - 45):q.start]):
+            sig.append("total")
+        return tuple(sig)
+
+    def qualifier_bonus(self, s: Sentence, sig: tuple[str, ...], published: str | None) -> float:
+        a, bonus = self.a, 0.0
+        asked = a.qualifiers
+        if "previous" in asked:
+            bonus += 0.2 if "previous" in sig else -0.1
+        elif "previous" in sig:
+            bonus -= 0.12
+        if "annual" in asked:
+            bonus += 0.06 if "annual" in sig else -0.03
+        if "cumulative" in asked:
+            bonus += 0.08 if "cumulative" in sig else -0.06
+        if "total" in asked and "total" in sig:
+            bonus += 0.06
+        years_here = {int(q.value) if q.kind == "year" else int(q.value) // 10000
+                      for q in sentence_figures(s.text) if q.kind in ("year", "date")}
+        for rel, year in a.years:
+            if year in years_here:
+                bonus += 0.06
+            elif rel in ("since", "by") or not (published and published.startswith(str(year))):
+                bonus -= 0.08
+        return bonus
+
+    def anchor_bonus(self, s: Sentence) -> float:
+        """The sentence restates a figure the question names ("of the $550 billion package")."""
+        if not self.a.figures:
+            return 0.0
+        figs = sentence_figures(s.text)
+        named = [f for f in self.a.figures if f.kind != "year"]
+        hits = sum(any(figures_equal(f.value, f.unit, q.value, q.unit) for q in figs) for f in named)
+        return 0.08 * hits
+
+    def source_bonus(self, s: Sentence, meta: Any) -> float:
+        a = self.a
+        bonus = 0.0
+        if a.source_terms:
+            text = " ".join(str(x or "") for x in (meta.title, meta.publisher)).lower() + " " + s.text.lower()
+            hay = set(tokenize(text))
+            bonus += 0.1 * sum(t in hay for t in a.source_terms) / len(a.source_terms)
+        if a.source_months and meta.published:
+            bonus += 0.1 if int(meta.published[5:7]) in a.source_months else -0.1
+        return bonus
+
+
+_CLAUSE = re.compile(r"[,;:]\s|\s(?:and|while|whereas|but|as well as)\s|\s?[—–]\s?")
+
+
+@lru_cache(maxsize=65_536)
+def clause_bounds(text: str) -> tuple[int, ...]:
+    """Offsets where clauses of a sentence start, for telling which figure a word belongs to."""
+    return (0, *(m.end() for m in _CLAUSE.finditer(text)))
+
+
+def _clause(bounds: tuple[int, ...], pos: int) -> int:
+    i = 0
+    while i + 1 < len(bounds) and bounds[i + 1] <= pos:
+        i += 1
+    return i
+
+
+_FINITE_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|will|would|can|could|should|may|might|must|"
+                          r"said|says|plans?|aims?)\b", re.I)
+
+
+def _is_main_clause(text: str, bounds: tuple[int, ...], i: int) -> bool:
+    end = bounds[i + 1] if i + 1 < len(bounds) else len(text)
+    return _FINITE_VERB.search(text[bounds[i]:end]) is not None
+
+
+def _nearness(p: int, figure: Quantity, others: tuple[Quantity, ...], bounds: tuple[int, ...],
+              text: str = "") -> float:
+    """How strongly a word at offset p describes the figure: in an enumeration of like figures a word
+    belongs to the figure of its own clause; otherwise nearness decays with distance."""
+    def gap(q: Quantity) -> int:
+        return q.start - p if p < q.start else max(0, p - q.end)
+
+    d = gap(figure)
+    rivals = [o for o in others if o is not figure and o.kind == figure.kind and o.unit == figure.unit]
+    if not rivals:
+        return 1.0 if d <= 40 else max(0.45, 1.0 - (d - 40) / 220)
+    word_clause = _clause(bounds, p)
+    if _clause(bounds, figure.start) == word_clause:
+        return 1.0
+    if any(_clause(bounds, o.start) == word_clause for o in rivals):
+        return 0.2  # the word describes another figure of the sentence ("¥150 billion for A, ¥387 billion for B")
+    by_distance = 1.0 if d <= 40 else max(0.2, 1.0 - (d - 40) / 60)
+    if _is_main_clause(text, bounds, word_clause):
+        return max(0.5, by_distance)  # "..., the government is funding X": about all the sentence's figures
+    return by_distance
+
+
+def numeric_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: float = 0.0) -> list[Pick]:
+    """Every (sentence, figure) pair of the asked kind, scored."""
+    picks: list[Pick] = []
+    for s in sentences:
+        if not scorer.entities_ok(s.doc_id):
+            continue
+        meta = store.documents[s.doc_id].meta
+        extra = scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)
+        displaced = scorer.displaced(s)
+        figs = sentence_figures(s.text)
+        if not scorer.purpose_ok(s):
+            continue
+        for i, q in enumerate(figs):
+            if not scorer.figure_ok(s, q):
+                continue
+            fit = scorer.coverage(s, q, figs)
+            if fit < min_fit:
+                continue
+            sig = scorer.signature(s, q)
+            score = (0.4 * s.sim + 0.6 * fit + extra + scorer.qualifier_bonus(s, sig, meta.published)
+                     - 0.5 * displaced)
+            alt = _alternate(s.text, figs, i)
+            if scorer.a.unit is None and _is_parenthetical(s.text, figs, i):
+                score -= 0.03  # the converted amount in brackets is secondary when no unit is asked
+            if q.kind == "month" and scorer.a.answer_type == "date":
+                score -= 0.01
+            picks.append(Pick(s, q, score, fit, sig, alt))
+    _inherit_restated(picks)
+    picks.sort(key=lambda p: -p.score)
+    return picks
+
+
+def _inherit_restated(picks: list[Pick]) -> None:
+    """An amount stated twice in one article ("¥1.23 trillion ($7.9B)" in a summary, "¥1.23 trillion" in the
+    body) is one quantity: each statement, and its converted twin, takes the better-fitting context's score."""
+    best: dict[tuple[str, str, float], float] = {}
+    for p in picks:
+        if p.figure is None or p.figure.kind != "money":
+            continue
+        key = (p.sentence.doc_id, p.figure.unit, round(p.figure.value, 2))
+        best[key] = max(best.get(key, -1.0), p.score)
+    for p in picks:
+        if p.figure is None or p.alt is None:
+            continue
+        key = (p.sentence.doc_id, p.alt.unit, round(p.alt.value, 2))
+        if key in best and best[key] - 0.02 > p.score:
+            p.score = best[key] - 0.02
+
+
+def _alternate(text: str, figs: tuple[Quantity, ...], i: int) -> Quantity | None:
+    """A money figure stated in another currency right beside this one: "¥1.23 trillion ($7.9B)"."""
+    q = figs[i]
+    if q.kind != "money":
+        return None
+    for j in (i + 1, i - 1):
+        if 0 <= j < len(figs) and figs[j].kind == "money" and figs[j].unit != q.unit:
+            a, b = (q, figs[j]) if j > i else (figs[j], q)
+            gap = text[a.end:b.start]
+            if len(gap) <= 12 and re.fullmatch(r"\s*[(（]\s*(?:about|approximately|around|roughly|or|some|约|約)?\s*",
+                                                gap, re.I):
+                return figs[j]
+    return None
+
+
+def _is_parenthetical(text: str, figs: tuple[Quantity, ...], i: int) -> bool:
+    q = figs[i]
+    return i > 0 and _alternate(text, figs, i) is not None and figs[i - 1].end <= q.start and "(" in text[
+        figs[i - 1].end:q.start]
+
+
+_ORG_WORDS = re.compile(r"\b(?:Corp|Inc|Ltd|Co|Group|Bank|Ministry|University|Institute|Association|Agency|"
+                        r"Times|Asia|Partnership|Council|Committee|Department|Technology|Technologies|Electronics|"
+                        r"Holdings|News|Post|Journal|Insurance|Fund|Party|Industry|Market|Reports?)\b")
+
+
+def names_in(text: str, question: QueryAnalysis, kind: str = "organization") -> list[str]:
+    """Capitalized names in a sentence that the question does not already use, of the kind asked for."""
+    asked = {f for g in question.entities for f in g} | {t for t in question.terms}
+    out: list[str] = []
+    for m in _NAME.finditer(text):
+        words = m.group().split()
+        while words and words[0] in _COMMON_CAPS:
+            words = words[1:]
+        name = " ".join(words).strip(" .,'")
+        if not name or len(name) < 2:
+            continue
+        low = re.sub(r"'s$|’s$", "", name.lower())
+        if low in asked or set(tokenize(low)) <= asked:
+            continue
+        is_place = any(f in _PLACES for f in (low, low + ".")) or all(
+            w in _PLACES for w in re.split(r"\s+and\s+", low))
+        if kind == "place" and not is_place:
+            continue
+        if kind in ("person", "organization", "list") and is_place:
+            continue
+        if kind == "person" and (len(words) < 2 or _ORG_WORDS.search(name) or any(w.isupper() for w in words)
+                                 or " and " in name):
+            continue
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def text_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: float = 0.0) -> list[Pick]:
+    """Sentences for non-numeric answers (names, places, lists, explanations), scored."""
+    a = scorer.a
+    picks: list[Pick] = []
+    named = a.answer_type in ("person", "organization", "place", "list")
+    for s in sentences:
+        if not scorer.entities_ok(s.doc_id):
+            continue
+        if not named and len(s.text.split()) < 12 and not re.search(r"[.!?。]\W*$", s.text):
+            continue  # a heading or caption explains nothing
+        meta = store.documents[s.doc_id].meta
+        cov = scorer.coverage(s)
+        if cov < min_fit:
+            continue
+        names = names_in(s.text, a, a.answer_type) if named else []
+        if named and not names:
+            continue
+        score = (0.45 * s.sim + 0.55 * cov + scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)
+                 + scorer.qualifier_bonus(s, (), meta.published) - 0.5 * scorer.displaced(s))
+        if a.answer_type == "list":
+            score += 0.06 if len(names) >= 2 else -0.06
+        picks.append(Pick(s, None, score, cov, (), None, names))
+    picks.sort(key=lambda p: -p.score)
+    return picks

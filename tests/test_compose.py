@@ -1,0 +1,129 @@
+"""End to end over a second corpus written for these tests (tests/fixtures/city): the same rules and
+thresholds as the seed corpus answer, cite, flag conflicts and abstain."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from rag.compose import guard
+from rag.errors import QuestionError
+from rag.figures import extract_figures, figures_equal
+from rag.types import Answer, Turn
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ITEMS = [json.loads(line) for line in (FIXTURES / "city_questions.jsonl").read_text(encoding="utf-8").splitlines()
+         if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def city(make_assistant):
+    return make_assistant(FIXTURES / "city")
+
+
+def ask(assistant, item: dict) -> Answer:
+    return assistant.ask(item["question"], history=[Turn("user", h) for h in item.get("history", [])])
+
+
+def stated_figures(answer: Answer) -> list[tuple[float, str]]:
+    return [(f.value, f.unit) for f in answer.figures] + [
+        (q.value, q.unit) for q in extract_figures(answer.short_answer or "")]
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=[i["id"] for i in ITEMS])
+def test_city_question(city, item: dict) -> None:
+    answer = ask(city, item)
+    assert answer.answerable is item["answerable"], answer.answer
+    assert guard(answer, city.store), answer.to_dict()
+    if not item["answerable"]:
+        assert not answer.citations and not answer.figures
+        assert "don't say" in answer.answer
+        assert len(answer.related) <= 3
+        for r in answer.related:
+            assert city.documents[r.doc_id].text[r.start:r.end] == r.quote
+        return
+    got = stated_figures(answer)
+    for f in item["figures"]:
+        assert any(figures_equal(f["value"], f["unit"], v, u) for v, u in got), (f, got)
+    text = f"{answer.answer}\n{answer.short_answer or ''}".casefold()
+    for t in item["text"]:
+        assert t.casefold() in text
+    cited = {c.doc_id for c in answer.citations}
+    if item["kind"] == "conflict":
+        assert set(item["doc_ids"]) <= cited
+    else:
+        assert cited & set(item["doc_ids"]), cited
+    for c in answer.citations:
+        doc = city.documents[c.doc_id]
+        assert doc.text[c.start:c.end] == c.quote
+        assert (c.title, c.publisher, c.published) == (doc.meta.title, doc.meta.publisher, doc.meta.published)
+        assert f"[{c.n}]" in answer.answer
+
+
+def test_conflict_lists_each_value_newest_first(city) -> None:
+    answer = city.ask("How much will the Northshore Arena cost?")
+    assert len(answer.conflicts) == 1
+    values = answer.conflicts[0].values
+    by_n = {c.n: c for c in answer.citations}
+    dates = [by_n[v.citation].published for v in values]
+    assert dates == sorted(dates, reverse=True) and len(set(dates)) == 2
+    assert [v.text for v in values] == ["1.35 billion euros", "1.1 billion euros"]
+    assert "differ" in answer.answer and all(d in answer.answer for d in dates)
+
+
+def test_a_different_quantity_is_not_a_conflict(city) -> None:
+    # the arena's cost differs between articles, but its seat count is the same quantity stated twice
+    assert not city.ask("How many seats will the Northshore Arena have?").conflicts
+    assert not city.ask("How much money is earmarked for affordable housing?").conflicts
+
+
+def test_dual_currency_sentence_answers_both_units(city) -> None:
+    usd = city.ask("In dollars, how much is Bluewater Capital investing in the waterfront district?")
+    eur = city.ask("How much will Bluewater Capital invest in the waterfront, in euros?")
+    assert (usd.citations[0].start, usd.citations[0].end) == (eur.citations[0].start, eur.citations[0].end)
+    assert usd.figures[0].unit == "USD" and usd.figures[0].value == 260e6
+    assert eur.figures[0].unit == "EUR" and eur.figures[0].value == 240e6
+
+
+def test_same_digits_other_unit_trap(city) -> None:
+    housing = city.ask("How much money is earmarked for affordable housing?")
+    port = city.ask("What revenue did the port report for 2024?")
+    assert (housing.figures[0].value, housing.figures[0].unit) == (350e6, "EUR")
+    assert (port.figures[0].value, port.figures[0].unit) == (350e6, "USD")
+    assert housing.citations[0].doc_id != port.citations[0].doc_id
+
+
+def test_unit_not_stated_anywhere_abstains(city) -> None:
+    answer = city.ask("How much will the waterfront project cost in yen?")
+    assert not answer.answerable and answer.related
+
+
+def test_followup_keeps_the_topic(city) -> None:
+    first = city.ask("How much will the council spend on the tram network?")
+    follow = city.ask("And on affordable housing?", history=[Turn("user", first.question),
+                                                             Turn("assistant", first.answer)])
+    assert follow.answerable and follow.figures[0].value == 350e6 and follow.question == "And on affordable housing?"
+
+
+@pytest.mark.parametrize("question", ["¿Cuánto cuesta el estadio?", "이 경기장은 얼마입니까?", "arena " * 300,
+                                      "?!?! 1234 ####", "northshore arena cost"])
+def test_odd_but_valid_questions_get_an_answer_object(city, question: str) -> None:
+    answer = city.ask(question)
+    assert isinstance(answer, Answer) and answer.answer
+    assert guard(answer, city.store)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x01\x02"])
+def test_unaskable_questions_raise_a_clear_error(city, question: str) -> None:
+    with pytest.raises(QuestionError):
+        city.ask(question)
+
+
+def test_compose_is_fast(city) -> None:
+    for item in ITEMS:  # warm the per-question caches a service would have
+        ask(city, item)
+    times = [ask(city, item).timings_ms["compose"] for item in ITEMS]
+    assert statistics.median(times) <= 5.0, times

@@ -1,0 +1,134 @@
+"""Question analysis rules: answer types, units, qualifiers, entities, CJK questions and follow-ups."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.query import analyze, expand_for_retrieval, resolve_followup
+from rag.types import Turn
+
+TYPES = [
+    ("How much did the council approve for the new library?", "money", None),
+    ("How much is the subsidy in dollars?", "money", "USD"),
+    ("In yen, how much does the bill set aside?", "money", "JPY"),
+    ("Converted to US dollars, how much goes to chips?", "money", "USD"),
+    ("What revenue did the port report for 2024?", "money", None),
+    ("What is the total budget of the ministry?", "money", None),
+    ("By what percentage did sales rise?", "percent", "%"),
+    ("What share of the package is direct equity?", "percent", "%"),
+    ("What is the unemployment rate?", "percent", "%"),
+    ("How many companies make up the group?", "count", "count"),
+    ("What chip node, in nanometres, is the firm working toward?", "measure", "nm"),
+    ("In which year was the company founded?", "year", "year"),
+    ("When will the arena open?", "date", "date"),
+    ("Who negotiated the deal?", "person", None),
+    ("Who is the firm's main rival in logic chips?", "organization", None),
+    ("Which carmaker leads the consortium?", "organization", None),
+    ("Which carmakers belong to the consortium?", "list", None),
+    ("Which country is Washington pressing?", "place", None),
+    ("Why did Japan accept the deal?", "explanation", None),
+    ("日本执政党计划每年筹集多少资金支持半导体？", "money", None),
+    ("日美联合研究项目将获得多少日元？", "money", "JPY"),
+    ("ASRA由多少家公司组成？", "count", "count"),
+    ("Rapidus计划在哪一年实现量产？", "year", "year"),
+    ("経済産業省の予算の総額はいくらですか？", "money", None),
+    ("直接出資の割合は何%ですか？", "percent", "%"),
+    ("従業員は何人ですか？", "count", "count"),
+]
+
+
+@pytest.mark.parametrize(("question", "kind", "unit"), TYPES, ids=[t[0][:40] for t in TYPES])
+def test_answer_type_and_unit(question: str, kind: str, unit: str | None) -> None:
+    a = analyze(question)
+    assert (a.answer_type, a.unit) == (kind, unit)
+
+
+def test_figures_in_the_question_are_not_the_unit_asked() -> None:
+    a = analyze("What share of the $550 billion package is direct equity?")
+    assert a.unit == "%" and [q.unit for q in a.figures] == ["USD"]
+
+
+@pytest.mark.parametrize(("question", "qualifier"), [
+    ("How much does Japan spend on chips every year?", "annual"),
+    ("What is the yearly fund worth?", "annual"),
+    ("How much was in last year's extra budget?", "previous"),
+    ("What did it receive before that?", "previous"),
+    ("How much has Rapidus received so far?", "cumulative"),
+    ("Since 2021, how much in total has Tokyo put in?", "cumulative"),
+    ("What is the overall budget?", "total"),
+    ("When was the story about the subsidy published?", "published"),
+    ("那篇报道是哪天发布的？", "published"),
+])
+def test_qualifiers(question: str, qualifier: str) -> None:
+    assert qualifier in analyze(question).qualifiers
+
+
+def test_years_and_sources() -> None:
+    a = analyze("According to the November report, how much will the market grow by 2029 since 2021?")
+    assert ("by", 2029) in a.years and ("since", 2021) in a.years
+    assert a.source_months == (11,)
+
+
+def test_entities_with_aliases_and_demonyms() -> None:
+    a = analyze("How much is Japan budgeting for its joint research with America?")
+    forms = {f for g in a.entities for f in g}
+    assert {"japan", "us", "united states"} <= forms
+    b = analyze("When are the prototypes due to reach its American customer?")
+    assert not b.entities  # a demonym used as an adjective is not a place the answer must mention
+
+
+def test_count_nouns_and_rate_subject() -> None:
+    assert analyze("How many new schools is the city opening?").count_nouns[-1] == "school"
+    assert analyze("What interest rate will the bank charge?").rate_subject == ("interest",)
+    assert "polic" in analyze("How much does the city spend on its police force?").purpose
+
+
+def test_cjk_glossary_and_katakana() -> None:
+    a = analyze("ラピダスの従業員は何人ですか？")
+    assert "employe" in a.terms and a.kana == ("rpds",)
+    assert "semiconductor" in expand_for_retrieval("半导体补贴是多少？")
+    assert expand_for_retrieval("How much?") == "How much?"
+
+
+def turns(*questions: str) -> list[Turn]:
+    return [Turn("user", q) for q in questions]
+
+
+@pytest.mark.parametrize(("question", "history", "expect_in", "expect_out"), [
+    ("and in dollars?", ["How much will ASRA receive in yen?"], ["ASRA", "dollars"], ["yen"]),
+    ("what about Rapidus?", ["How much government money has ASRA received so far?"], ["Rapidus", "so far"], ["ASRA"]),
+    ("What about securing materials?", ["How much is Japan putting into the joint research with the US?"],
+     ["securing materials", "How much"], ["joint research"]),
+    ("And what did it get before that?", ["How big is ASRA's new government subsidy?"], ["ASRA", "before that"], []),
+    ("美元呢？", ["项目获得多少日元？"], ["美元"], ["日元"]),
+    ("and in 2024?", ["What was the port's revenue in 2023?"], ["2024"], ["2023"]),
+])
+def test_followups_resolve_against_previous_question(question: str, history: list[str], expect_in: list[str],
+                                                     expect_out: list[str]) -> None:
+    got = resolve_followup(question, turns(*history))
+    for s in expect_in:
+        assert s in got, got
+    for s in expect_out:
+        assert s not in got, got
+
+
+def test_followup_uses_the_resolved_chain() -> None:
+    got = resolve_followup("and in euros?", turns("How much is the city spending on transit in yen?", "and in dollars?"))
+    assert "transit" in got and "euros" in got and "dollars" not in got
+
+
+@pytest.mark.parametrize("question", [
+    "How many seats will the Northshore Arena have?",
+    "Which companies are building the arena?",
+])
+def test_standalone_questions_are_unchanged(question: str) -> None:
+    assert resolve_followup(question, turns("How much does the arena cost?")) == question
+    assert resolve_followup(question, []) == question
+
+
+@pytest.mark.parametrize("text", ["", "   ", "?", "\x00garbage\x01", "x" * 10_000, "¿Cuánto cuesta el estadio?",
+                                  "이것은 얼마입니까?"])
+def test_odd_questions_never_raise(text: str) -> None:
+    a = analyze(text)
+    assert a.answer_type
+    assert isinstance(resolve_followup(text, turns("How much?")), str)
