@@ -29,7 +29,7 @@ index: setup
 # Debian's Chromium for the web-page test (the machine has no browser until it is installed).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 		else echo "chromium missing: install Debian's chromium package for the browser test"; fi; fi
 
 lint: setup

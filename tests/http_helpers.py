@@ -1,0 +1,65 @@
+"""Helpers for the HTTP tests: a real uvicorn server in a thread on a free 127.0.0.1 port, and the
+seed evaluation questions (asked, never answered here: expected answers come from the library)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SET = ROOT / "eval" / "seed.jsonl"
+
+
+def seed_items() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in SEED_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plain_questions(n: int) -> list[str]:
+    """Distinct stand-alone seed-set questions (no follow-ups)."""
+    return [it["question"] for it in seed_items() if not it.get("history")][:n]
+
+
+def answered_questions(assistant: Any, n: int = 1) -> list[str]:
+    """The first `n` stand-alone seed questions the assistant answers with citations (what the answer
+    says is the library's business; the HTTP tests need questions that exercise citations)."""
+    found = [q for q in plain_questions(1000) if (a := assistant.ask(q)).answerable and a.citations][:n]
+    assert len(found) == n, f"the assistant answered only {len(found)} seed questions with citations"
+    return found
+
+
+def without_timings(answer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in answer.items() if k != "timings_ms"}
+
+
+@contextmanager
+def running_server(app: FastAPI, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve `app` with uvicorn (uvloop + httptools, as `rag serve` does) and yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"uvicorn-{port}")
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
