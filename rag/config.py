@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # HTTP service
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("RAG_HOST", "HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("RAG_PORT", "PORT"))
+    workers: int = 1  # answering processes; 1 answers in threads of the server process
     api_key: str | None = None
     rate_limit_per_minute: int = 0  # 0 = off
     request_timeout_s: float = 30.0

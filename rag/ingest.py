@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import Chunker
+from rag.chunking import RULES_VERSION, Chunker
 from rag.config import Settings
 from rag.embedding import Embedder, get_embedder, model_id
 from rag.errors import BadIndexError
@@ -72,7 +72,7 @@ def config_of(settings: Settings) -> dict[str, Any]:
     """The settings an index's contents depend on; a change in any of them re-chunks everything."""
     return {"model": model_id(settings.model), "encoding": settings.encoding,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap_tokens": settings.chunk_overlap_tokens,
-            "index_sentences": settings.index_sentences}
+            "index_sentences": settings.index_sentences, "rules_version": RULES_VERSION}
 
 
 def record_hash(doc: Document) -> str:
