@@ -225,6 +225,9 @@ class IndexStore:
         self._ef_search = settings.hnsw_ef_search
         self.chunk_doc_ids = np.array([c.doc_id for c in self.chunks], dtype=object)
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        self.copies: dict[str, list[str]] = {}  # indexed doc id -> ids of identical documents not indexed
+        for dup, kept in sorted(self.manifest.get("duplicates", {}).items()):
+            self.copies.setdefault(kept, []).append(dup)
 
     @classmethod
     def load(cls, index_dir: Path, settings: Settings) -> IndexStore:

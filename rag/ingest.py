@@ -63,9 +63,13 @@ class IngestSummary:
                  f"{self.embedded} texts embedded, {self.seconds:.1f} s"]
         lines += [f"  skipped: {s}" for s in self.skipped]
         lines += [f"  failed: {s}" for s in self.failed]
-        lines += [f"  duplicate: {a} = {b} (indexed once)" for a, b in sorted(self.duplicates.items())]
-        lines += [f"  near-duplicate: {a} ~ {b} ({j:.2f})" for a, b, j in self.near_duplicates]
+        lines += _capped([f"  duplicate: {a} = {b} (indexed once)" for a, b in sorted(self.duplicates.items())])
+        lines += _capped([f"  near-duplicate: {a} ~ {b} ({j:.2f})" for a, b, j in self.near_duplicates])
         return "\n".join(lines)
+
+
+def _capped(lines: list[str], most: int = 10) -> list[str]:
+    return lines if len(lines) <= most else [*lines[:most], f"  ... and {len(lines) - most} more (see manifest.json)"]
 
 
 def config_of(settings: Settings) -> dict[str, Any]:

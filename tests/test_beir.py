@@ -67,14 +67,14 @@ DOCS = [
     ("d4", "Chess openings", "The Sicilian Defence is a sharp chess opening for Black."),
     ("d5", "Glacier retreat", "Alpine glaciers retreat as summers warm, exposing bare rock."),
     ("d6", "Bee navigation", "Honeybees navigate by the sun and dance to tell the colony where food is."),
-    ("d7", "Tide pools", "Tide pools hold anemones, crabs and snails between the tides."),
+    ("d7", "Honeybee decline", "Pesticides called neonicotinoids harm honeybee colonies and pollination."),
     ("d8", "Espresso", "Espresso forces hot water through finely ground coffee at high pressure."),
     ("d9", "Reef fish", "Parrotfish graze algae on coral reefs and help the reef recover."),
 ]
 QUERIES = [("q1", "why are honeybee colonies dying from pesticides"),
            ("q2", "coral reef bleaching in warm seas"),
            ("q3", "volcanic ash eruption grounded flights")]
-QRELS = [("q1", "d2", 2), ("q1", "d6", 1), ("q2", "d1", 2), ("q2", "d9", 1), ("q3", "d0", 1)]
+QRELS = [("q1", "d2", 2), ("q1", "d6", 1), ("q1", "d7", 1), ("q2", "d1", 2), ("q2", "d9", 1), ("q3", "d0", 1)]
 
 
 def write_beir(root: Path, bad_line: int | None = None) -> Path:
@@ -108,6 +108,9 @@ def test_eval_retrieval_end_to_end(tmp_path: Path, settings, capsys, monkeypatch
         assert len({r[2] for r in mine}) == 5  # one line per document, chunks aggregated
     top = {r[0]: r[2] for r in rows if r[3] == "1"}
     assert top == {"q1": "d2", "q2": "d1", "q3": "d0"}
+    # d7 is a byte-identical copy of d2 that ingest folds away: it still ranks, right after d2, same score
+    q1 = [r for r in rows if r[0] == "q1"]
+    assert q1[1][2] == "d7" and q1[1][4] == q1[0][4]
     # the printed metrics are the standard ones computed from the run file
     run = {q: [(r[2], float(r[4])) for r in rows if r[0] == q] for q in ("q1", "q2", "q3")}
     qrels: dict[str, dict[str, int]] = {}

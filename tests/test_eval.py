@@ -207,6 +207,15 @@ def test_thresholds_name_the_metric_value_and_minimum(tmp_path: Path) -> None:
         check_thresholds({"accuracy": 1.0}, load_thresholds(path))
 
 
+def test_the_shipped_thresholds_name_real_metrics() -> None:
+    from eval.cli import DEFAULT_THRESHOLDS
+
+    thresholds = load_thresholds(DEFAULT_THRESHOLDS)
+    assert thresholds and all(0 < v <= 1 for v in thresholds.values())
+    failures = check_thresholds(summarize([], k=3), thresholds)  # nothing measured: every one fails
+    assert sorted(f.metric for f in failures) == sorted(thresholds)
+
+
 # --- real runs over the seed corpus -------------------------------------------------------------------
 
 def small_set(tmp_path: Path, n_answerable: int = 6) -> Path:
