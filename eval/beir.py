@@ -18,6 +18,7 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import ReadError
+from rag.readers import read_beir
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, list[tuple[str, float]]]
@@ -48,21 +49,6 @@ def _jsonl_objects(path: Path, required: Sequence[str]) -> list[tuple[int, dict[
                 raise ReadError(f"{path}:{lineno}: missing or empty '{key}'")
         out.append((lineno, obj))
     return out
-
-
-def check_corpus(path: Path) -> list[str]:
-    """Document ids of a BEIR corpus.jsonl after checking every line (`_id` and `text` present, ids unique)."""
-    ids: dict[str, int] = {}
-    for lineno, obj in _jsonl_objects(path, ("_id",)):
-        if not isinstance(obj.get("text"), str) or not isinstance(obj.get("title", ""), str):
-            raise ReadError(f"{path}:{lineno}: 'text' (and 'title', if given) must be strings")
-        doc_id = str(obj["_id"])
-        if doc_id in ids:
-            raise ReadError(f"{path}:{lineno}: duplicate _id {doc_id!r} (first on line {ids[doc_id]})")
-        ids[doc_id] = lineno
-    if not ids:
-        raise ReadError(f"{path}: no documents")
-    return list(ids)
 
 
 def load_queries(path: Path) -> dict[str, str]:
@@ -159,7 +145,7 @@ def load_dataset(root: Path, split: str = "test") -> BeirDataset:
     root = Path(root)
     if not root.is_dir():
         raise ReadError(f"BEIR folder not found: {root}")
-    doc_ids = check_corpus(root / "corpus.jsonl")
+    doc_ids = [d.doc_id for d in read_beir(root / "corpus.jsonl")]  # checks every line before indexing
     queries = load_queries(root / "queries.jsonl")
     qrels = load_qrels(root / "qrels" / f"{split}.tsv")
     missing = sorted(set(qrels) - set(queries))

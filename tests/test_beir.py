@@ -131,5 +131,5 @@ def test_a_malformed_corpus_line_is_named(tmp_path: Path, settings, capsys) -> N
     code = main(["eval-retrieval", "--beir", str(root), "--index", str(tmp_path / "idx"), "-q"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "corpus.jsonl:4: malformed JSON line" in err
+    assert "corpus.jsonl line 4: not valid JSON" in err
     assert not (tmp_path / "idx").exists()  # nothing was indexed
