@@ -3,27 +3,24 @@
 Uses the same harness as `rag eval-retrieval` (eval.beir). The first run embeds both corpora (SciFact's
 5,183 documents take ~5-8 minutes on two cores); later runs reuse the indexes under index/beir-<name>/.
 
-    python bench/beir.py [--root /work/shared/benchmarks/beir] [--sets scifact nfcorpus] [--json FILE]
+    python bench/beir.py [--root ../shared/benchmarks/beir] [--sets scifact nfcorpus] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from eval.beir import MODES, default_index_dir, evaluate, load_dataset, open_index, retrieve
+from rag.config import Settings
 
-from eval.beir import MODES, default_index_dir, evaluate, load_dataset, open_index, retrieve  # noqa: E402
-from rag.config import Settings  # noqa: E402
+from common import BEIR
 
 # Published nDCG@10 on the test splits (see /work/shared/benchmarks/beir/README.md).
 PUBLISHED = {
@@ -37,7 +34,7 @@ TARGETS = {"scifact": 0.70, "nfcorpus": 0.34}  # hybrid nDCG@10 goals
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("/work/shared/benchmarks/beir"))
+    parser.add_argument("--root", type=Path, default=BEIR)
     parser.add_argument("--sets", nargs="+", default=["scifact", "nfcorpus"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--json", type=Path, help="also write the measured numbers as JSON")
