@@ -17,11 +17,14 @@ from rag.evidence import (
     Sentence,
     corpus_stats,
     gather,
+    mentions,
     numeric_picks,
     text_picks,
+    word_positions,
 )
 from rag.figures import Quantity, extract_figures, figures_equal
-from rag.query import NUMERIC_TYPES, QueryAnalysis, analyze
+from rag.lexical import tokenize
+from rag.query import NUMERIC_TYPES, QueryAnalysis, analyze, canonical
 from rag.sentences import split_sentences
 from rag.types import Answer, Citation, Conflict, ConflictValue, FigureRef, Hit, Related
 
@@ -31,9 +34,10 @@ NO_ANSWER = "The sources don't say: none of the indexed articles states this."
 CONFLICT_MARGIN = 0.12  # how close another source's figure must score to count as the same quantity
 CONFLICT_SHARE = 0.3  # ... or this share of the best score, whichever is larger
 CONFLICT_FIT_SHARE = 0.5  # and must carry at least this share of the best figure's term coverage
+RUNNING_FIT_SHARE = 0.4  # a cumulative amount of the asked subject at another date: share of the best fit
 SECOND_QUOTE_MARGIN = 0.07
 ORPHAN_MIN = 0.45  # term coverage of a figure-less clause that counts as "the subject is discussed"
-ORPHAN_MARGIN = 0.15  # ... when it beats the chosen figure's own coverage by this much  # how close another source's figure must score to count as the same quantity
+ORPHAN_MARGIN = 0.15  # ... when it beats the chosen figure's own coverage by this much
 _LEAD_WORD = re.compile(r"\b(by|in|from|since|until|before|after|starting|around)\s+(?:the\s+)?$", re.I)
 
 
@@ -62,13 +66,30 @@ def _compose(question: str, hits: list[Hit], store: Any, query_vector: np.ndarra
     picks = (numeric_picks if a.answer_type in NUMERIC_TYPES else text_picks)(scorer, sentences, store, min_cov)
     if not picks or picks[0].score < min_score or picks[0].fit < min_cov:
         return _abstain(question, sentences, store)
+    picks = _prefer_asked_time(picks, a, min_score, min_cov)
     best = picks[0]
     if best.figure is not None and _said_without_figure(scorer, sentences, best):
         return _abstain(question, sentences, store)
-    conflicts = _conflicts(best, picks, store, min_score) if best.figure is not None else []
+    conflicts = _conflicts(best, picks, store, min_score, a) if best.figure is not None else []
     more = _supporting(best, picks, settings.max_quotes) if best.figure is None else []
-    answer = _build(question, a, best, conflicts, store, more)
+    answer = _build(question, a, best, conflicts, store, more, scorer.weights)
     return answer if guard(answer, store) else _abstain(question, sentences, store)
+
+
+def _prefer_asked_time(picks: list[Pick], a: QueryAnalysis, min_score: float, min_cov: float) -> list[Pick]:
+    """A question about the value before a change wants the figure the article marks as earlier ("up from X",
+    "from the previous X"); any other question wants the current one. Within the best pick's article, the
+    figure whose marking matches the question goes first when it fits well enough to be an answer itself."""
+    best = picks[0]
+    if best.figure is None:
+        return picks
+    want_previous = "previous" in a.qualifiers
+    if ("previous" in best.signature) == want_previous:
+        return picks
+    match = next((p for p in picks[1:] if p.sentence.doc_id == best.sentence.doc_id and p.figure is not None
+                  and ("previous" in p.signature) == want_previous and p.figure.kind == best.figure.kind
+                  and p.score >= min_score and p.fit >= min_cov), None)
+    return picks if match is None else [match, *(p for p in picks if p is not match)]
 
 
 def _said_without_figure(scorer: Scorer, sentences: list[Sentence], best: Pick) -> bool:
@@ -80,9 +101,33 @@ def _said_without_figure(scorer: Scorer, sentences: list[Sentence], best: Pick) 
 
 # --- building the answer -----------------------------------------------------------------------------------
 
-def _short(p: Pick, a: QueryAnalysis) -> str | None:
+_KIND_NOUNS = ("approach|technology|technologies|method|strategy|design|architecture|model|system|process|technique|"
+               "platform|standard|material|tool|policy|measure|programme|program|scheme")
+_WHAT_KIND = re.compile(rf"\b(?:what|which)\s+(?:[\w-]+\s+){{0,3}}?(?:{_KIND_NOUNS})\b", re.I)
+_PHRASE_AFTER = re.compile(rf"\b(?:on|to|towards?|into|for|in|of|uses?|using|adopts?|adopting)\s+((?:the\s+|a\s+|an\s+|its\s+)?"
+                           rf"(?:[^\s,;.]+\s+){{0,4}}?(?:{_KIND_NOUNS}))\b", re.I)
+
+
+def _noun_phrase(p: Pick, a: QueryAnalysis, weights: dict[str, float]) -> str | None:
+    """For "what approach / technology ..." questions: the noun phrase the sentence attaches to a word of the
+    question ("the focus on 'chiplet' technology" -> "'chiplet' technology"), verbatim."""
+    if not _WHAT_KIND.search(a.question):
+        return None
+    text = p.sentence.text
+    for t, pos in word_positions(text):
+        if t not in weights:
+            continue
+        m = _PHRASE_AFTER.match(text, text.find(" ", pos) + 1)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _short(p: Pick, a: QueryAnalysis, weights: dict[str, float] | None = None) -> str | None:
     q = p.figure
     if q is None:
+        if a.answer_type == "explanation" and weights:
+            return _noun_phrase(p, a, weights)
         if a.answer_type in ("person", "organization", "place"):
             names = sorted(p.names, key=lambda n: -len(n.split())) if a.answer_type == "person" else p.names
             return names[0] if names else None
@@ -123,8 +168,8 @@ def _supporting(best: Pick, picks: list[Pick], max_quotes: int) -> list[Pick]:
 
 
 def _build(question: str, a: QueryAnalysis, best: Pick, conflicts: list[Pick], store: Any,
-           more: list[Pick] | None = None) -> Answer:
-    short = _short(best, a)
+           more: list[Pick] | None = None, weights: dict[str, float] | None = None) -> Answer:
+    short = _short(best, a, weights)
     citations = [_citation(1, best.sentence, store)]
     for p in more or []:
         citations.append(_citation(len(citations) + 1, p.sentence, store))
@@ -169,7 +214,37 @@ def _quantity_label(a: QueryAnalysis) -> str:
 
 # --- conflicts ---------------------------------------------------------------------------------------------
 
-def _conflicts(best: Pick, picks: list[Pick], store: Any, min_score: float) -> list[Pick]:
+def _names_subject(p: Pick, a: QueryAnalysis) -> bool:
+    """The sentence itself names every entity of the question (not just its article)."""
+    low = p.sentence.text.lower()
+    return bool(a.entities) and all(mentions(low, g) for g in a.entities)
+
+
+def _running_total(best: Pick, p: Pick, a: QueryAnalysis, store: Any) -> bool:
+    """Two articles of different dates each state a cumulative amount ("already invested", "so far") for the
+    subject the question names: the same running total reported at two times, so both values belong."""
+    dates = {store.documents[x.sentence.doc_id].meta.published for x in (best, p)}
+    return ("cumulative" in a.qualifiers and "cumulative" in best.signature and "cumulative" in p.signature
+            and None not in dates and len(dates) == 2 and _names_subject(best, a) and _names_subject(p, a))
+
+
+_POSSESSOR = re.compile(r"\b([a-z][\w-]*)['’]s\s+((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
+_TIME_OWNERS = frozenset(tokenize("year years month week day quarter today yesterday season decade"))
+
+
+def _other_owner(p: Pick, a: QueryAnalysis) -> bool:
+    """The thing the question asks about belongs to someone the question does not name ("the alliance's
+    budget" for a question about the city budget): another quantity, not a differing report of the same."""
+    asked = set(a.terms) | {t for g in a.entities for f in g for t in tokenize(f)}
+    for m in _POSSESSOR.finditer(p.sentence.text):
+        owner = {canonical(t) for t in tokenize(m.group(1))}
+        owned = {canonical(t) for t in tokenize(m.group(2))}
+        if owner and owned & asked and not owner & (asked | _TIME_OWNERS):
+            return True
+    return False
+
+
+def _conflicts(best: Pick, picks: list[Pick], store: Any, min_score: float, a: QueryAnalysis) -> list[Pick]:
     """Other sources stating a different value for the same quantity (same unit, qualifiers, subject)."""
     q = best.figure
     assert q is not None
@@ -179,8 +254,11 @@ def _conflicts(best: Pick, picks: list[Pick], store: Any, min_score: float) -> l
         f = p.figure
         if f is None or p.sentence.doc_id in docs or f.unit != q.unit or f.kind != q.kind or f.kind == "month":
             continue
-        margin = max(CONFLICT_MARGIN, CONFLICT_SHARE * best.score)
-        if p.score < max(min_score, best.score - margin) or p.fit < CONFLICT_FIT_SHARE * best.fit:
+        if _running_total(best, p, a, store):  # qualifiers, subject and dates already tie the two together
+            if p.score < min_score or p.fit < RUNNING_FIT_SHARE * best.fit:
+                continue
+        elif (p.score < max(min_score, best.score - max(CONFLICT_MARGIN, CONFLICT_SHARE * best.score))
+              or p.fit < CONFLICT_FIT_SHARE * best.fit or _other_owner(p, a)):
             continue
         if set(p.signature) != set(best.signature):
             continue

@@ -94,6 +94,45 @@ class _Stats:
     df: Counter[str]
     skeletons: dict[str, set[str]]
     doc_lower: dict[str, str]
+    doc_terms: dict[str, frozenset[str]]
+    casing: Casing
+    doc_text: dict[str, str]
+    doc_spans: dict[str, set[tuple[int, int]]]
+    kind_terms: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Casing:
+    """How the corpus writes its words: `names` maps a lower-case word to its capitalised form where the
+    corpus capitalises it mid-sentence at least as often as not (a name, recoverable from lower-cased
+    text); `common` holds words it writes in lower case and never capitalises mid-sentence."""
+
+    names: dict[str, str]
+    common: frozenset[str]
+
+
+_CASED_WORD = re.compile(r"[A-Za-z][A-Za-z0-9&'’-]*")
+_MID_SENTENCE = re.compile(r"(?:\b[a-z][\w'’-]*|[,;:)])\s$")  # after a lower-case word: not a sentence or name start
+
+
+def corpus_casing(texts: list[str]) -> Casing:
+    """Count each word's capitalised mid-sentence and lower-case uses over the corpus."""
+    capital: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    forms: dict[str, Counter[str]] = {}
+    for text in texts:
+        for m in _CASED_WORD.finditer(text):
+            word = m.group().rstrip("'’-")
+            low = word.lower()
+            if word[0].islower():
+                lower[low] += 1
+            elif _MID_SENTENCE.search(text[max(0, m.start() - 30):m.start()]):
+                capital[low] += 1
+                forms.setdefault(low, Counter())[word] += 1
+    stop = {w.lower() for w in _COMMON_CAPS}
+    names = {low: forms[low].most_common(1)[0][0] for low, n in capital.items()
+             if n >= lower[low] and low not in stop and len(low) > 1}
+    return Casing(names, frozenset(low for low in lower if low not in capital))
 
 
 _STATS: weakref.WeakKeyDictionary[Any, _Stats] = weakref.WeakKeyDictionary()
@@ -105,14 +144,19 @@ def corpus_stats(store: Any) -> _Stats:
     if stats is None:
         df: Counter[str] = Counter()
         skeletons: dict[str, set[str]] = {}
+        spans: dict[str, set[tuple[int, int]]] = {}
         for chunk in store.chunks:
             terms = set(tokenize(chunk.text))
             df.update(terms)
+            spans.setdefault(chunk.doc_id, set()).update((sp.start, sp.end) for sp in chunk.sentences)
         for doc in store.documents.values():
             for w in set(re.findall(r"[A-Za-z]{4,}", doc.text)):
                 skeletons.setdefault(latin_skeleton(w), set()).add(w.lower())
         stats = _Stats(max(1, len(store.chunks)), df, skeletons,
-                       {d: doc.text.lower() for d, doc in store.documents.items()})
+                       {d: doc.text.lower() for d, doc in store.documents.items()},
+                       {d: frozenset(canonical(t) for t in tokenize(doc.text)) for d, doc in store.documents.items()},
+                       corpus_casing([doc.text for doc in store.documents.values()]),
+                       {d: doc.text for d, doc in store.documents.items()}, spans)
         _STATS[store] = stats
         if sum(len(c.sentences) for c in store.chunks) <= WARM_SENTENCES:
             for chunk in store.chunks:  # small corpora: precompute per-sentence features once, off the ask path
@@ -123,6 +167,21 @@ def corpus_stats(store: Any) -> _Stats:
                     sentence_figures(text)
                     clause_bounds(text)
     return stats
+
+
+def terms_near_figures(stats: _Stats, doc_id: str, kinds: tuple[str, ...]) -> frozenset[str]:
+    """Terms of a document's sentences that state a figure of one of the kinds; cached per document."""
+    key = (doc_id, kinds)
+    terms = stats.kind_terms.get(key)
+    if terms is None:
+        text = stats.doc_text.get(doc_id, "")
+        found: set[str] = set()
+        for start, end in stats.doc_spans.get(doc_id, ()):
+            sentence = text[start:end]
+            if any(q.kind in kinds for q in sentence_figures(sentence)):
+                found |= sentence_terms(sentence)
+        terms = stats.kind_terms[key] = frozenset(found)
+    return terms
 
 
 def idf(stats: _Stats, term: str) -> float:
@@ -158,17 +217,16 @@ def sentence_figures(text: str) -> tuple[Quantity, ...]:
 _ENTITY_CACHE: dict[tuple[str, str], bool] = {}
 
 
-def doc_mentions(stats: _Stats, doc_id: str, form: str, prefix: bool = False) -> bool:
-    """Whether a document mentions a name (case-insensitive, whole words) or, with prefix, a word stem."""
-    key = (doc_id, form + ("*" if prefix else ""))
+def doc_mentions(stats: _Stats, doc_id: str, form: str) -> bool:
+    """Whether a document mentions a name (case-insensitive, whole words)."""
+    key = (doc_id, form)
     hit = _ENTITY_CACHE.get(key)
     if hit is None:
         text = stats.doc_lower.get(doc_id, "")
         if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", form):
             hit = form in text
         else:
-            tail = "" if prefix else "(?![a-z0-9])"
-            hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}{tail}", text) is not None
+            hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", text) is not None
         if len(_ENTITY_CACHE) > 200_000:
             _ENTITY_CACHE.clear()
         _ENTITY_CACHE[key] = hit
@@ -270,6 +328,51 @@ class Scorer:
                 got += 0.3 * w
         return got / self.total
 
+    def names_nearby(self, s: Sentence) -> bool:
+        """A figure about a named company or person comes from a passage naming it: the sentence itself, or one
+        beside it unless the sentence opens with another name as its subject ("Greenfield Solar has received
+        ..."). Places and owners ("METI's budget") are exempt: an article about them often leaves them implied."""
+        question = self.a.question.lower()
+        groups = [g for g in self.a.entities if not set(g) & _PLACES and not any(f"{f}'s" in question for f in g)]
+        if not groups:
+            return True
+        here = s.text.lower()
+        if all(mentions(here, g) for g in groups):
+            return True
+        opening = _NAME.match(s.text)
+        if opening and opening.group().split()[0] not in _COMMON_CAPS and not mentions(opening.group().lower(),
+                                                                                       tuple(f for g in groups for f in g)):
+            return False
+        window = " ".join((s.prev_text, s.text, s.next_text)).lower()
+        return all(mentions(window, g) for g in groups)
+
+    def shared_with_others(self, s: Sentence) -> bool:
+        """A name the question asks about appears in the sentence only as one item of a list of other names
+        ("companies such as TSMC, Kioxia, and Micron"): the sentence's figure is theirs jointly, not its own."""
+        lists = [(m.start(), m.end(), m.group().lower()) for m in _ENUMERATION.finditer(s.text)]
+        if not lists:
+            return False
+        low = s.text.lower()
+        asked = {f for g in self.a.entities for f in g}
+        for group in self.a.entities:
+            if set(group) & _PLACES:
+                continue
+            offs = [m.start() for f in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low)]
+            listed = [(a, b, t) for a, b, t in lists if any(a <= o < b for o in offs)]
+            if offs and len(listed) == len(offs) and any(
+                    any(not any(f in item for f in asked) for item in _LIST_SPLIT.split(t)) for _, _, t in listed):
+                return True
+        return False
+
+    def states_predicate(self, s: Sentence, title: str | None) -> bool:
+        """An explanation must come from a sentence that itself uses a word of what the question says about
+        its subject ("focusing on" ~ "the focus on"), not one that only names the subject, and that is not
+        the article's headline."""
+        if title and " ".join(s.text.split()).casefold() == " ".join(title.split()).casefold():
+            return False
+        predicate = [t for t in self.weights if ":" not in t and t not in self.entity_terms]
+        return not predicate or bool(set(predicate) & sentence_terms(s.text))
+
     def purpose_ok(self, s: Sentence) -> bool:
         """What the money is for ("spend on X", "funding for X") must be named in the sentence or beside it."""
         if not self.a.purpose:
@@ -304,14 +407,18 @@ class Scorer:
 
     def displaced(self, s: Sentence) -> float:
         """Share of term weight that rare words carry which the document states elsewhere but this sentence
-        lacks: the question is then likely about another passage of the same article."""
+        lacks: the question is then likely about another passage of the same article. For a numeric question
+        only passages stating a figure of the asked kind count: another passage could not answer it."""
         here = sentence_terms(s.text) | (sentence_terms(s.prev_text) if s.prev_text else frozenset())
+        kinds = NUMERIC_KINDS.get(self.a.answer_type)
+        elsewhere = (terms_near_figures(self.stats, s.doc_id, kinds) if kinds
+                     else self.stats.doc_terms.get(s.doc_id, frozenset()))
         lost = 0.0
         rare = max(2, self.stats.n // 8)
         for key, w in self.weights.items():
             if ":" in key or key in here or key in self.entity_terms or self.stats.df.get(key, 0) > rare:
                 continue
-            if doc_mentions(self.stats, s.doc_id, key, prefix=True):
+            if key in elsewhere:  # the same stem, not a prefix ("bill" < "billion")
                 lost += w
         return lost / self.total
 
@@ -406,6 +513,11 @@ class Scorer:
         return bonus
 
 
+def mentions(low_text: str, group: tuple[str, ...]) -> bool:
+    """Whether lower-cased text names an entity in any of its alias forms (whole words)."""
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low_text) for f in group)
+
+
 _CLAUSE = re.compile(r"[,;:]\s|\s(?:and|while|whereas|but|as well as)\s|\s?[—–]\s?")
 
 
@@ -463,7 +575,8 @@ def numeric_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit
         extra = scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)
         displaced = scorer.displaced(s)
         figs = sentence_figures(s.text)
-        if not scorer.purpose_ok(s):
+        if not scorer.purpose_ok(s) or not scorer.names_nearby(s) or (
+                "total" not in scorer.a.qualifiers and scorer.shared_with_others(s)):
             continue
         for i, q in enumerate(figs):
             if not scorer.figure_ok(s, q):
@@ -523,19 +636,71 @@ def _is_parenthetical(text: str, figs: tuple[Quantity, ...], i: int) -> bool:
         figs[i - 1].end:q.start]
 
 
+_ITEM = r"[A-Z][\w&.-]*(?:\s+[A-Z][\w&.-]*){0,3}"
+_ENUMERATION = re.compile(rf"{_ITEM}(?:,\s+{_ITEM})+,?\s+(?:and|or)\s+{_ITEM}")
+_LIST_SPLIT = re.compile(r",\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+
 _ORG_WORDS = re.compile(r"\b(?:Corp|Inc|Ltd|Co|Group|Bank|Ministry|University|Institute|Association|Agency|"
                         r"Times|Asia|Partnership|Council|Committee|Department|Technology|Technologies|Electronics|"
                         r"Holdings|News|Post|Journal|Insurance|Fund|Party|Industry|Market|Reports?)\b")
 
 
-def names_in(text: str, question: QueryAnalysis, kind: str = "organization") -> list[str]:
-    """Capitalized names in a sentence that the question does not already use, of the kind asked for."""
-    asked = {f for g in question.entities for f in g} | {t for t in question.terms}
-    out: list[str] = []
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|\n)[\"'“‘(\[]*$")
+_LOWER_RUN = re.compile(r"[a-z][a-z0-9&-]*(?:\s+[a-z][a-z0-9&-]*)*")
+
+
+def _candidates(text: str, casing: Casing) -> list[tuple[int, list[str]]]:
+    """(offset, words) of each capitalised name and, in a sentence written all in lower case (a scraped lead),
+    each run of words the corpus writes as names elsewhere ("spearheaded by toyota" -> "Toyota")."""
+    out: list[tuple[int, list[str]]] = []
     for m in _NAME.finditer(text):
-        words = m.group().split()
+        words, start = m.group().split(), m.start()
+        if (_SENTENCE_START.search(text[:start]) and len(words[0]) > 1 and not words[0].isupper()
+                and words[0].lower() in casing.common):
+            words = words[1:]  # "Major government financing entities ...": a common word opening the sentence
         while words and words[0] in _COMMON_CAPS:
             words = words[1:]
+        out.append((start, words))
+    for m in _LOWER_RUN.finditer(text) if not re.search(r"\b[A-Z]", text) else ():
+        run: list[str] = []
+        for w in re.finditer(r"\S+", m.group()):
+            cased = casing.names.get(w.group())
+            if cased:
+                run.append(cased)
+                continue
+            if run:
+                out.append((m.start(), run))
+            run = []
+        if run:
+            out.append((m.start(), run))
+    return sorted(out, key=lambda c: c[0])
+
+
+def _acronyms_defined(text: str, question: QueryAnalysis) -> set[str]:
+    """Lower-cased acronyms that a sentence defines from the question's own words ("... research association
+    (asra)"): they name the subject the question asks about, not its answer."""
+    out: set[str] = set()
+    for m in re.finditer(r"\(([A-Za-z]{2,8})\)", text):
+        acronym = m.group(1).lower()
+        words = re.findall(r"[\w'-]+", text[:m.start()])[-(len(acronym) + 3):]
+        initials = "".join(w[0].lower() for w in words)
+        it = iter(initials)
+        if all(ch in it for ch in acronym):
+            used = {canonical(t) for w in words for t in tokenize(w)} & set(question.terms)
+            if len(used) >= 2:
+                out.add(acronym)
+    return out
+
+
+def names_in(text: str, question: QueryAnalysis, kind: str = "organization",
+             casing: Casing | None = None) -> list[tuple[int, str]]:
+    """(offset, name) of each name in a sentence that the question does not already use, of the kind asked
+    for; names the corpus writes capitalised are recovered from lower-cased text in their capitalised form."""
+    casing = casing or Casing({}, frozenset())
+    asked = {f for g in question.entities for f in g} | {t for t in question.terms} | _acronyms_defined(
+        text, question)
+    out: dict[str, int] = {}
+    for start, words in _candidates(text, casing):
         name = " ".join(words).strip(" .,'")
         if not name or len(name) < 2:
             continue
@@ -551,8 +716,26 @@ def names_in(text: str, question: QueryAnalysis, kind: str = "organization") -> 
         if kind == "person" and (len(words) < 2 or _ORG_WORDS.search(name) or any(w.isupper() for w in words)
                                  or " and " in name):
             continue
-        out.append(name)
-    return list(dict.fromkeys(out))
+        out.setdefault(name, start)
+    return [(start, name) for name, start in out.items()]
+
+
+_AGENT = re.compile(r"\b(\w+)\s+by\s+$", re.I)
+
+
+def rank_names(text: str, found: list[tuple[int, str]], scorer: Scorer) -> list[str]:
+    """The names of a sentence, the likeliest answer first: the agent of a relation the question asks
+    about ("spearheaded by X", "X-led" for "who spearheads / leads") first, then by nearness to the words
+    the question shares with the sentence."""
+    terms = [p for t, p in word_positions(text) if t in scorer.weights]
+
+    def key(item: tuple[int, str]) -> tuple[int, int]:
+        start, name = item
+        agent = _AGENT.search(text[max(0, start - 30):start])
+        is_agent = agent is not None and any(canonical(t) in scorer.weights for t in tokenize(agent.group(1)))
+        return (0 if is_agent else 1, min((abs(p - start) for p in terms), default=0))
+
+    return [name for _, name in sorted(found, key=key)]
 
 
 def text_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: float = 0.0) -> list[Pick]:
@@ -566,10 +749,13 @@ def text_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: f
         if not named and len(s.text.split()) < 12 and not re.search(r"[.!?。]\W*$", s.text):
             continue  # a heading or caption explains nothing
         meta = store.documents[s.doc_id].meta
+        if not named and not scorer.states_predicate(s, meta.title):
+            continue
         cov = scorer.coverage(s)
         if cov < min_fit:
             continue
-        names = names_in(s.text, a, a.answer_type) if named else []
+        found = names_in(s.text, a, a.answer_type, scorer.stats.casing) if named else []
+        names = ([n for _, n in found] if a.answer_type == "list" else rank_names(s.text, found, scorer))
         if named and not names:
             continue
         score = (0.45 * s.sim + 0.55 * cov + scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)

@@ -15,6 +15,7 @@ from rag.types import Turn
 __all__ = ["QueryAnalysis", "analyze", "resolve_followup", "expand_for_retrieval", "NUMERIC_TYPES"]
 
 NUMERIC_TYPES = frozenset({"money", "percent", "count", "year", "date", "measure", "duration"})
+UNKNOWN_NAME_CHARS = 3  # an unglossed CJK run this long is taken for a name the sources must contain
 ENTITY_TYPES = frozenset({"person", "organization", "place", "list"})
 
 
@@ -185,7 +186,7 @@ _GLOSSARY_RAW = """
 贸易=trade 貿易=trade 协议=agreement 協定=agreement 合意=agreement 谈判=negotiations 交渉=negotiations
 员工=employees 従業員=employees 社員=employees 职员=employees 工人=workers 人数=number people
 筹集=raise 筹措=raise 調達=raise 拨款=allocate 分配=allocation 配分=allocation 充てる=allocate 充て=allocate
-获得=receive 得到=receive 受け取=receive 获=receive 投入=invest 砸=spend 支出=spending 花费=spend 費用=cost
+组成=comprise 構成=comprise 港口=port 港湾=port 获得=receive 得到=receive 受け取=receive 获=receive 投入=invest 砸=spend 支出=spending 花费=spend 費用=cost
 成本=cost 价格=price 価格=price 材料=materials 原材料=raw materials 供应链=supply chain サプライチェーン=supply chain
 确保=securing 確保=securing 基础设施=infrastructure インフラ=infrastructure 数据中心=data center
 汽车=automotive car 自動車=automotive car 自动驾驶=autonomous driving 自動運転=autonomous driving
@@ -199,7 +200,21 @@ _GLOSSARY_RAW = """
 売上=sales 销售=sales 季度=quarter 四半期=quarter 净利润=net profit 純利益=net profit 税=tax 税收=tax revenue
 学校=school 医院=hospital 病院=hospital 交通=transit 铁路=rail 鉄道=rail 公园=park 公園=park 住房=housing 住宅=housing
 """
-_GLOSSARY: dict[str, tuple[str, ...]] = {}
+# Names often written in Chinese or Japanese characters in news (companies, places), with their Latin forms
+# separated by "|": a question naming one must find it in the sources, like an English name.
+_CJK_NAMES_RAW = """
+台积电=TSMC|Taiwan Semiconductor 台積電=TSMC|Taiwan Semiconductor 熊本=Kumamoto 丰田=Toyota 豊田=Toyota
+索尼=Sony 本田=Honda 日产=Nissan 日産=Nissan 软银=SoftBank 软银集团=SoftBank 瑞萨=Renesas 英伟达=Nvidia
+三星=Samsung 英特尔=Intel 美光=Micron 华为=Huawei 阿里巴巴=Alibaba 铠侠=Kioxia 博通=Broadcom 苹果=Apple
+微软=Microsoft 谷歌=Google 亚马逊=Amazon 特斯拉=Tesla 高通=Qualcomm 阿斯麦=ASML 东京电子=Tokyo Electron
+東京エレクトロン=Tokyo Electron 北海道=Hokkaido 千岁=Chitose 千歳=Chitose 大阪=Osaka 九州=Kyushu 横滨=Yokohama
+横浜=Yokohama 名古屋=Nagoya 福冈=Fukuoka 福岡=Fukuoka 上海=Shanghai 深圳=Shenzhen 香港=Hong Kong 首尔=Seoul
+新竹=Hsinchu 亚利桑那=Arizona 德州=Texas 德克萨斯=Texas 加州=California 德累斯顿=Dresden 日经=Nikkei 日経=Nikkei
+"""
+_CJK_NAMES: dict[str, tuple[str, ...]] = {}
+for _m in re.finditer(r"(\S+?)=([^=]+?)(?=\s+\S+=|\s*$)", _CJK_NAMES_RAW.strip()):
+    _CJK_NAMES[_m.group(1)] = tuple(f.strip().lower() for f in _m.group(2).split("|"))
+_GLOSSARY: dict[str, tuple[str, ...]] = {k: tuple(v[0].split()) for k, v in _CJK_NAMES.items()}
 for _line in _GLOSSARY_RAW.strip().splitlines():
     for _m in re.finditer(r"(\S+?)=([a-zA-Z][a-zA-Z ]*?)(?=\s+\S+=|\s*$)", _line):
         _GLOSSARY[_m.group(1)] = tuple(_m.group(2).split())
@@ -228,7 +243,8 @@ _SYNONYM_GROUPS = [
     "global worldwide", "annual yearly", "domestic homegrown", "automaker carmaker", "company firm",
     "challenge hurdle obstacle", "nation country", "raise lift increase boost", "spending expenditure outlay",
     "allocate earmark", "plant factory facility", "build construct", "chief head", "goal aim target",
-    "stadium arena", "finish complete", "revenue turnover", "forecast projected expected", "cost price",
+    "stadium arena", "finish complete", "revenue turnover", "forecast projected expected",
+    "cost price expense require need", "lead led",
     "growth grow cagr", "fund funding money financing", "rise rose rising climb jump surge soar",
 ]
 _CANON: dict[str, str] = {}
@@ -236,6 +252,22 @@ for _group in _SYNONYM_GROUPS:
     _stems = tokenize(_group)
     for _st in _stems[1:]:
         _CANON[_st] = _stems[0]
+
+
+# Question phrasings news text words otherwise; applied to the question's terms only (in articles "bill"
+# is as often a law as an amount).
+_QUESTION_PHRASES = [
+    (re.compile(r"\b(?:high[- ])?volume (production|manufacturing)\b", re.I), r"mass \1"),
+    (re.compile(r"\bprice[- ]tag\b", re.I), "cost"),
+    (re.compile(r"(?<!budget )(?<!spending )(?<!supplementary )\bbill (for|of)\b", re.I), r"cost \1"),
+]
+
+
+def paraphrase(text: str) -> str:
+    """The question's wording mapped to the words news articles use for the same thing."""
+    for rx, repl in _QUESTION_PHRASES:
+        text = rx.sub(repl, text)
+    return text
 
 
 def canonical(stem: str) -> str:
@@ -448,7 +480,9 @@ def _entities(text: str, lang: str) -> tuple[list[tuple[str, ...]], list[str]]:
             for key in _GLOSS_KEYS:
                 if key in rest:
                     gloss = " ".join(_GLOSSARY[key])
-                    if gloss in _ALIAS_OF:
+                    if key in _CJK_NAMES:
+                        found.append(_CJK_NAMES[key])
+                    elif gloss in _ALIAS_OF:
                         found.append(_ALIAS_OF[gloss])
                     rest = rest.replace(key, " ")
             for kata in _KATAKANA.findall(rest):
@@ -458,6 +492,8 @@ def _entities(text: str, lang: str) -> tuple[list[tuple[str, ...]], list[str]]:
                 piece = piece.strip()
                 if len(piece) >= 2:
                     unknown.append(piece)
+                if len(piece) >= UNKNOWN_NAME_CHARS:
+                    found.append((piece,))  # a long unglossed run is most likely a name: it must be found too
     seen: dict[tuple[str, ...], None] = {}
     for group in found:
         seen.setdefault(group, None)
@@ -486,7 +522,7 @@ def analyze(question: str) -> QueryAnalysis:
                 source_months.append(_MONTHS[w])
         source_terms += [t for t in tokenize(phrase) if t not in _QUESTION_STOP and not t.isdigit()]
     gloss_words = [w for k in _GLOSS_RE.findall(text) for w in _GLOSSARY[k]] if lang != "en" else []
-    ascii_part = _CJK_RUN.sub(" ", outside) if lang != "en" else outside
+    ascii_part = paraphrase(_CJK_RUN.sub(" ", outside) if lang != "en" else outside)
     terms = [canonical(t) for t in tokenize(ascii_part + " " + " ".join(gloss_words))
              if t not in _QUESTION_STOP and not re.fullmatch(r"[\d.,]+", t)]
     entities, unknown = _entities(outside if lang != "en" else text, lang)

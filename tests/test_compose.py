@@ -127,3 +127,53 @@ def test_compose_is_fast(city) -> None:
         ask(city, item)
     times = [ask(city, item).timings_ms["compose"] for item in ITEMS]
     assert statistics.median(times) <= 5.0, times
+
+
+@pytest.mark.parametrize("question", ["x" * 10_000, b"\x89PNG\r\n\x1a\n", "\ufffd\ufffd\ufffd", "abc\x00def", None])
+def test_bad_input_is_a_question_error_not_a_traceback(city, question) -> None:
+    with pytest.raises(QuestionError) as info:
+        city.ask(question)
+    assert str(info.value)  # says what is wrong
+
+
+@pytest.mark.parametrize(("question", "code"), [("", 2), ("   ", 2), ("y" * 10_000, 2), ("\x01\x02\x03", 2),
+                                                ("¿Cuánto cuesta el estadio?", 0), ("港口收入是多少？", 0)])
+def test_rag_ask_reports_bad_input_in_one_line(city, capsys, monkeypatch, question: str, code: int) -> None:
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(city.settings.cache_dir))
+    assert main(["ask", question, "--index", str(city.settings.index_dir),
+                 "--corpus", str(city.settings.corpus_dir)]) == code
+    out, err = capsys.readouterr()
+    if code:
+        assert err.startswith("error: question") and err.count("\n") == 1 and "Traceback" not in err
+    else:
+        assert out.strip() and not err.strip()
+
+
+def test_name_in_a_lower_cased_lead_is_given_as_the_corpus_writes_it(city) -> None:
+    answer = city.ask("Which company is leading the harbour ferry alliance?")
+    assert answer.short_answer == "Nordwind"  # "led by nordwind" in the lead; "Nordwind" elsewhere
+    assert "led by nordwind" in answer.citations[0].quote  # the quote stays verbatim
+
+
+def test_previous_and_current_value_of_a_change(city) -> None:
+    before = city.ask("What was the ferry fleet budget before it was raised?")
+    after = city.ask("How much is the ferry fleet budget after the increase?")
+    assert (before.figures[0].value, after.figures[0].value) == (60e6, 84e6)
+
+
+def test_what_technology_answers_with_the_noun_phrase(city) -> None:
+    answer = city.ask("What charging technology is the Harbour Ferry Alliance focusing on?")
+    assert answer.short_answer == "‘battery-swap’ charging technology"
+    assert answer.citations[0].quote.startswith("The focus on")
+
+
+def test_running_total_reported_twice_lists_both_newest_first(city) -> None:
+    answer = city.ask("How much in city grants has Greenfield Solar received so far?")
+    assert [v.text for v in answer.conflicts[0].values] == ["19 million euros", "12 million euros"]
+
+
+def test_figure_shared_by_listed_firms_is_not_one_firms_amount(city) -> None:
+    assert not city.ask("How much will Baltic Wind get from the city?").answerable
+    assert not city.ask("By what percentage did the city budget rise?").conflicts  # the alliance's budget differs

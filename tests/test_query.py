@@ -132,3 +132,17 @@ def test_odd_questions_never_raise(text: str) -> None:
     a = analyze(text)
     assert a.answer_type
     assert isinstance(resolve_followup(text, turns("How much?")), str)
+
+
+def test_question_paraphrases_map_to_news_wording() -> None:
+    a = analyze("What's the estimated bill for getting the chips into volume production?")
+    assert {"cost", "mass", "estim"} <= set(a.terms) and "bill" not in a.terms
+    assert "bill" in analyze("When will the budget bill for the port pass?").terms  # a law, not an amount
+
+
+def test_cjk_names_must_be_found_like_english_names() -> None:
+    a = analyze("台积电熊本工厂获得了多少日本政府补贴？")
+    assert ("kumamoto",) in a.entities and any("tsmc" in g for g in a.entities)
+    unknown = analyze("哈伯顿港口收入多少？")  # an unglossed three-character run: most likely a name
+    assert any(g == ("哈伯顿",) for g in unknown.entities)
+    assert analyze("ASRA由多少家公司组成？").entities == (("asra",),)  # a glossed verb is no name
