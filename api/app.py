@@ -4,15 +4,13 @@ at `/`, and offline OpenAPI docs at `/docs`. The Assistant (model + index) loads
 # No `from __future__ import annotations`: the /ask body model is built per app from Settings and
 # FastAPI must see the real class in the handler's annotation.
 
-import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -43,11 +41,10 @@ from api.schemas import (
     SourcesOut,
     ask_request_model,
 )
+from api.slack import mount_slack
+from rag.assistant import VERSION, Assistant
 from rag.config import Settings
 from rag.types import Document
-
-if TYPE_CHECKING:
-    from rag.assistant import Assistant
 
 log = logging.getLogger("rag.api")
 
@@ -62,26 +59,10 @@ _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
                  429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
 
 
-def package_version() -> str:
-    try:
-        return version("rag-cited")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def source_meta(doc: Document) -> dict[str, Any]:
     m = doc.meta
     return {"doc_id": doc.doc_id, "title": m.title, "publisher": m.publisher, "published": m.published,
             "languages": list(m.languages), "url": m.url, "source_file": m.source_file, "chars": len(doc.text)}
-
-
-def mount_slack_if_available(app: FastAPI, assistant: "Assistant", settings: Settings) -> bool:
-    """Mount the Slack events route when api/slack.py exists and Slack is configured."""
-    if importlib.util.find_spec("api.slack") is None:
-        return False
-    from api.slack import mount_slack
-
-    return bool(mount_slack(app, assistant, settings))
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -158,7 +139,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
 
             log.info("loading the model and index from %s ...", settings.index_dir)
             state.assistant = await anyio.to_thread.run_sync(partial(Assistant.open, settings, build=build_index))
-            state.extras["slack"] = mount_slack_if_available(app, state.assistant, settings)
+            state.extras["slack"] = mount_slack(app, state.assistant, settings)
         if answer_processes > 0:
             log.info("starting %d answering processes ...", answer_processes)
             state.pool = AnswerPool(settings, answer_processes)
@@ -178,7 +159,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
 
     app = _fastapi_class()(
         title="rag-cited",
-        version=package_version(),
+        version=VERSION,
         description="Cited answers over a news collection: every answer quotes its sources verbatim.",
         lifespan=lifespan,
     )
@@ -199,7 +180,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
         limiter=RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None,
     )
     if assistant is not None:
-        state.extras["slack"] = mount_slack_if_available(app, assistant, settings)
+        state.extras["slack"] = mount_slack(app, assistant, settings)
 
     AskRequest = ask_request_model(settings)
 
@@ -218,10 +199,10 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
              responses={503: {"model": HealthOut, "description": "still loading"}})
     async def health() -> Any:
         if state.assistant is None:
-            return JSONResponse({"status": "loading", "version": package_version()}, status_code=503)
+            return JSONResponse({"status": "loading", "version": VERSION}, status_code=503)
         info = dict(state.assistant.info())
         info.setdefault("status", "ok")
-        info.setdefault("version", package_version())
+        info.setdefault("version", VERSION)
         return info
 
     @app.get("/sources", response_model=SourcesOut, responses=ERROR_RESPONSES,
