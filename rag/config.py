@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     # Index
     approx_threshold: int = 200_000  # above this many vectors, an HNSW index replaces exact search
+    faiss_query_threads: int = 1  # OpenMP threads per query; more only spin against concurrent requests
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     hnsw_ef_construction: int = 100

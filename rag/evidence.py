@@ -2,7 +2,9 @@
 
 A sentence scores by semantic similarity to the question (precomputed sentence vectors), by how many of
 the question's key terms and entities it carries, weighted by rarity and by nearness to the candidate
-figure, by answer-type match and by qualifier match (annual, previous, cumulative, years)."""
+figure, by answer-type match and by qualifier match (annual, previous, cumulative, years). A figure asked as
+someone's must come from a sentence that casts them as its owner, and a figure of a named property (yield,
+revenue, price...) from a sentence that names the property."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from rag.figures import Quantity, extract_figures, figures_equal
 from rag.lexical import tokenize
-from rag.query import _GENERIC_PLACES, QueryAnalysis, canonical, latin_skeleton
+from rag.query import _ALIAS_OF, _GENERIC_PLACES, QueryAnalysis, canonical, latin_skeleton
 from rag.types import Hit
 
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
@@ -26,7 +28,7 @@ _MONTH_NAME = re.compile(r"\b(?:January|February|March|April|May|June|July|Augus
                          r"December)\b")
 _PREVIOUS_CUE = re.compile(r"\b(?:previous(?:ly)?|prior|earlier|former(?:ly)?|initial(?:ly)?|original(?:ly)?|"
                            r"last year'?s?|the year before|up from|compared with|from)\s+(?:the\s+|a\s+|an\s+|its\s+)?"
-                           r"(?:\w+\s+){0,2}$", re.I)
+                           r"(?:[\w'’]+\s+){0,2}$", re.I)
 _ANNUAL_CUE = re.compile(r"\b(?:annual(?:ly)?|yearly|per year|a year|each year|every year|per annum)\b|每年|毎年|年間",
                          re.I)
 _CUMULATIVE_CUE = re.compile(r"\b(?:already|so far|to date|thus far|in total|cumulative(?:ly)?|since|has been|"
@@ -99,6 +101,8 @@ class _Stats:
     doc_text: dict[str, str]
     doc_spans: dict[str, set[tuple[int, int]]]
     kind_terms: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
+    mentions: dict[tuple[str, str], bool] = field(default_factory=dict)  # (doc id, name form) -> named
+    owned: dict[tuple[str, tuple[str, ...]], bool] = field(default_factory=dict)  # (doc id, entity) -> owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,23 +218,83 @@ def sentence_figures(text: str) -> tuple[Quantity, ...]:
     return tuple(sorted(figs, key=lambda q: q.start))
 
 
-_ENTITY_CACHE: dict[tuple[str, str], bool] = {}
-
-
 def doc_mentions(stats: _Stats, doc_id: str, form: str) -> bool:
-    """Whether a document mentions a name (case-insensitive, whole words)."""
+    """Whether a document mentions a name (case-insensitive, whole words); cached in the store's statistics."""
     key = (doc_id, form)
-    hit = _ENTITY_CACHE.get(key)
+    hit = stats.mentions.get(key)
     if hit is None:
         text = stats.doc_lower.get(doc_id, "")
         if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", form):
             hit = form in text
         else:
             hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", text) is not None
-        if len(_ENTITY_CACHE) > 200_000:
-            _ENTITY_CACHE.clear()
-        _ENTITY_CACHE[key] = hit
+        stats.mentions[key] = hit
     return hit
+
+
+# --- owners: whose figure a sentence states ----------------------------------------------------------------
+
+# Words before a name that make it a point of comparison or a list item, not the owner of the figure.
+_NOT_OWNER_BEFORE = re.compile(r"\b(?:compar\w*|similar|equal|equivalent|close|closer|relative|akin|next|second|"
+                               r"according|thanks|due|up|rivals?|rivall?ing|than|like|unlike|versus|vs|behind|"
+                               r"such as|including|includes?|alongside|against|over)\s+(?:to\s+|with\s+)?"
+                               r"(?:the\s+)?$", re.I)
+_PASSING_NEAR = re.compile(r"\b(?:compar\w*|similar|than|like|unlike|versus|such as|including|alongside|rivals?)\b",
+                           re.I)
+_SUBJECT_START = re.compile(r"(?:^|[.;:!?]\s+)(?:the\s+)?[\"'“‘(\[]*$", re.I)
+_GIVEN_BEFORE = re.compile(r"\b(?:grants?|granted|gives?|gave|given|awards?|awarded|offers?|offered|pays?|paid|hands?|"
+                           r"handed|lets?|allows?|allowed)\s+(?:the\s+)?$", re.I)
+_RECIPIENT_BEFORE = re.compile(r"\b(?:by|for|to)\s+(?:the\s+)?(?:(?!(?:and|or)\b)[\w-]+\s+){0,3}$", re.I)
+_NAME_TAIL = re.compile(r"(?:\s+(?:[A-Z][\w&'.-]*|[A-Z]{2,}))*")  # "Rapidus Corp." continues the name
+# After a recipient or agent the name ends its phrase ("to Broadcom by June"); it does not qualify a noun
+# ("tied to US investment").
+_PHRASE_END = re.compile(r"\)?(?:\s*\[\d+\])*(?:\s*(?:[,.;:!?)\]—–]|$)|\s+(?:by|in|on|at|for|from|with|to|and|or|as|"
+                         r"over|under|this|next|last|after|before|until|within|through|during|since|which|who|that|"
+                         r"of|if|when|while|because|per|each|every|a|an|the|its|their)\b)", re.I)
+_FINITE = (r"(?:has|have|had|will|would|is|are|was|were|could|can|may|might|must|should|[a-z]+ed|"
+           r"[a-z]{2,}[^s\W]s)\b")
+# After an owner: a possessive, "-led", an apposition or relative clause, or (after up to three words of its
+# noun phrase: "the Japanese government has") a finite verb.
+_OWNER_AFTER = re.compile(r"['’]s\b|-(?:led|backed|owned|funded|run)\b|,\s+(?:a|an|which|who|whose|comprising|"
+                          r"consisting|with)\b|\)?(?:\s+(?!(?:and|or|in|of|to|with|than|as|at|on|for|by|the|a|an|"
+                          rf"from|like)\b)[\w-]+){{0,3}}?(?:\s*\[\d+\])*,?\s+(?:\w+ly\s+)?{_FINITE}", re.I)
+
+
+def _owns_at(text: str, low: str, start: int, end: int) -> bool:
+    """Whether the name at text[start:end] owns what the sentence states: its subject, possessor, agent or
+    recipient, and not a point of comparison or a list item."""
+    before = low[:start]
+    if _NOT_OWNER_BEFORE.search(before):
+        return False
+    if before.endswith("("):  # "the Ministry of Economy (METI)": an alias of the phrase before it
+        return not _PASSING_NEAR.search(before[-60:])
+    if _SUBJECT_START.search(before) or _GIVEN_BEFORE.search(before) or _OWNER_AFTER.match(low, end):
+        return True
+    tail = _NAME_TAIL.match(text, end).end() if len(low) == len(text) else end
+    return _RECIPIENT_BEFORE.search(before) is not None and _PHRASE_END.match(low, tail) is not None
+
+
+def owner_mention(text: str, group: tuple[str, ...]) -> bool | None:
+    """How a sentence mentions an entity: True when some mention makes it the owner, agent or recipient of
+    what the sentence states, False when every mention is in passing ("comparable to the US and China", a
+    list item), None when the sentence does not name it."""
+    low = text.lower()
+    spans = [(m.start(), m.end()) for form in group
+             for m in re.finditer(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", low)]
+    if not spans:
+        return None
+    return any(_owns_at(text, low, a, b) for a, b in spans)
+
+
+def doc_owns(stats: _Stats, doc_id: str, group: tuple[str, ...]) -> bool:
+    """Whether some sentence of the document makes the entity an owner, agent or recipient; cached per store."""
+    key = (doc_id, group)
+    owns = stats.owned.get(key)
+    if owns is None:
+        text = stats.doc_text.get(doc_id, "")
+        owns = any(owner_mention(text[a:b], group) for a, b in stats.doc_spans.get(doc_id, ()))
+        stats.owned[key] = owns
+    return owns
 
 
 # --- gathering sentences ---------------------------------------------------------------------------------
@@ -345,6 +409,43 @@ class Scorer:
             return False
         window = " ".join((s.prev_text, s.text, s.next_text)).lower()
         return all(mentions(window, g) for g in groups)
+
+    def owner_ok(self, s: Sentence) -> bool:
+        """A figure asked as someone's ("X's budget", "how much did X spend") comes from a sentence that makes X
+        its owner, agent or recipient, not one naming X in passing ("comparable to X"); a sentence that leaves
+        X implied must come from an article that casts X in that role somewhere, and not cast another
+        country in it."""
+        for group in self.a.owners:
+            role = owner_mention(s.text, group)
+            if role is False:
+                return False
+            if role is None and (not doc_owns(self.stats, s.doc_id, group) or self._other_place_owns(s, group)):
+                return False
+        return True
+
+    def _other_place_owns(self, s: Sentence, group: tuple[str, ...]) -> bool:
+        """For a country asked about, a sentence leaving it implied whose own subject is another country
+        ("Japan is aiming to allocate ...") states that country's figure."""
+        if not set(group) & _PLACES:
+            return False
+        for m in _NAME.finditer(s.text):
+            other = _ALIAS_OF.get(m.group().lower())
+            if other and other != group and owner_mention(s.text, other):
+                return True
+        return False
+
+    def property_ok(self, s: Sentence, q: Quantity | None = None) -> bool:
+        """A question for a measured property (yield, revenue, price, ...) is answered only by a sentence
+        naming that property, next to the figure when there is one."""
+        if not self.a.properties:
+            return True
+        positions = word_positions(s.text)
+        if q is None:
+            return all(any(t in said for t, _ in positions) for said in self.a.properties)
+        bounds = clause_bounds(s.text)
+        here = _clause(bounds, q.start)
+        return all(any(t in said and (_clause(bounds, p) == here or min(abs(p - q.start), abs(p - q.end)) <= 60)
+                       for t, p in positions) for said in self.a.properties)
 
     def shared_with_others(self, s: Sentence) -> bool:
         """A name the question asks about appears in the sentence only as one item of a list of other names
@@ -575,11 +676,11 @@ def numeric_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit
         extra = scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)
         displaced = scorer.displaced(s)
         figs = sentence_figures(s.text)
-        if not scorer.purpose_ok(s) or not scorer.names_nearby(s) or (
+        if not scorer.purpose_ok(s) or not scorer.names_nearby(s) or not scorer.owner_ok(s) or (
                 "total" not in scorer.a.qualifiers and scorer.shared_with_others(s)):
             continue
         for i, q in enumerate(figs):
-            if not scorer.figure_ok(s, q):
+            if not scorer.figure_ok(s, q) or not scorer.property_ok(s, q):
                 continue
             fit = scorer.coverage(s, q, figs)
             if fit < min_fit:
@@ -724,16 +825,19 @@ _AGENT = re.compile(r"\b(\w+)\s+by\s+$", re.I)
 
 
 def rank_names(text: str, found: list[tuple[int, str]], scorer: Scorer) -> list[str]:
-    """The names of a sentence, the likeliest answer first: the agent of a relation the question asks
-    about ("spearheaded by X", "X-led" for "who spearheads / leads") first, then by nearness to the words
-    the question shares with the sentence."""
+    """The names of a sentence, the likeliest answer first: the name in the slot the question asks for
+    ("send prototypes to?" -> the name after "to"), then the agent of a relation the question asks about
+    ("spearheaded by X" for "who spearheads"), then by nearness to the words the question shares with the
+    sentence."""
     terms = [p for t, p in word_positions(text) if t in scorer.weights]
+    slot = re.compile(rf"\b{scorer.a.slot}\s+(?:the\s+|its\s+|their\s+)?$", re.I) if scorer.a.slot else None
 
-    def key(item: tuple[int, str]) -> tuple[int, int]:
+    def key(item: tuple[int, str]) -> tuple[int, int, int]:
         start, name = item
+        in_slot = slot is not None and slot.search(text[max(0, start - 20):start]) is not None
         agent = _AGENT.search(text[max(0, start - 30):start])
         is_agent = agent is not None and any(canonical(t) in scorer.weights for t in tokenize(agent.group(1)))
-        return (0 if is_agent else 1, min((abs(p - start) for p in terms), default=0))
+        return (0 if in_slot else 1, 0 if is_agent else 1, min((abs(p - start) for p in terms), default=0))
 
     return [name for _, name in sorted(found, key=key)]
 
@@ -749,7 +853,7 @@ def text_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: f
         if not named and len(s.text.split()) < 12 and not re.search(r"[.!?。]\W*$", s.text):
             continue  # a heading or caption explains nothing
         meta = store.documents[s.doc_id].meta
-        if not named and not scorer.states_predicate(s, meta.title):
+        if not named and not scorer.states_predicate(s, meta.title) or not scorer.property_ok(s):
             continue
         cov = scorer.coverage(s)
         if cov < min_fit:

@@ -99,6 +99,7 @@ def check_compatible(manifest: dict[str, Any], model: str, dim: int, index_dir: 
 def build_faiss(vectors: np.ndarray, settings: Settings) -> faiss.Index:
     """Exact inner product, or HNSW once the collection passes settings.approx_threshold vectors."""
     dim = vectors.shape[1]
+    faiss.omp_set_num_threads(settings.threads)
     if len(vectors) > settings.approx_threshold:
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.hnsw_ef_construction
@@ -223,6 +224,7 @@ class IndexStore:
         self._faiss = faiss_index
         self._lexical = lexical
         self._ef_search = settings.hnsw_ef_search
+        faiss.omp_set_num_threads(settings.faiss_query_threads)
         self.chunk_doc_ids = np.array([c.doc_id for c in self.chunks], dtype=object)
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self.copies: dict[str, list[str]] = {}  # indexed doc id -> ids of identical documents not indexed

@@ -17,6 +17,7 @@ __all__ = ["QueryAnalysis", "analyze", "resolve_followup", "expand_for_retrieval
 NUMERIC_TYPES = frozenset({"money", "percent", "count", "year", "date", "measure", "duration"})
 UNKNOWN_NAME_CHARS = 3  # an unglossed CJK run this long is taken for a name the sources must contain
 ENTITY_TYPES = frozenset({"person", "organization", "place", "list"})
+OWNED_TYPES = frozenset({"money", "percent", "count"})  # figures that belong to someone: "X's budget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class QueryAnalysis:
     purpose: tuple[str, ...]  # "spend on the police force" -> stems of what the money is for
     figures: tuple[Quantity, ...]  # figures the question itself names (never the answer)
     lang: str
+    owners: tuple[tuple[str, ...], ...] = ()  # entities the asked figure belongs to ("X's budget", "did X spend")
+    properties: tuple[frozenset[str], ...] = ()  # measured properties asked for, each as its synonym stems
+    slot: str | None = None  # the preposition the asked name follows: "send prototypes to?" -> "to"
 
 
 # --- vocabularies (general language, never a particular corpus) -----------------------------------------
@@ -95,7 +99,8 @@ _EN_AMOUNT_WORDS = re.compile(r"\bhow (?:much|big|large)\b|\bwhat (?:sum|amount|
                               re.I)
 _CJK_AMOUNT_WORDS = re.compile(r"いくら|何円|何億|何兆|何ドル|金額|总额|総額|多少(?:钱|资金|日元|美元|预算|补贴|投资|经费|元)|"
                                r"多少亿|多大规模|规模")
-_PERCENT_WORDS = re.compile(r"\bpercent(?:age)?\b|%|％|\bcompound\b|\bwhat (?:share|proportion|portion|fraction|rate)\b|"
+_PERCENT_WORDS = re.compile(r"\bpercent(?:age)?\b|%|％|\bcompound\b|"
+                            r"\bwhat (?:share|proportion|portion|fraction|rate|yield)\b|"
                             r"\bgrowth rate\b|\bcagr\b|\binterest rate\b|\bshare of\b|\brate\b|百分|比例|比率|"
                             r"割合|何%|何％|何パーセント|率", re.I)
 _COUNT_EN = re.compile(r"\bhow many\b|\bnumber of\b|\bcount of\b", re.I)
@@ -125,12 +130,13 @@ _QUAL_PATTERNS = {
                            r"last year(?:'s)?|the year before|former(?:ly)?|initial(?:ly)?|original(?:ly)?|"
                            r"used to|had been)\b|此前|之前|去年|上一年|以前|前年|昨年|従来|当初|前回", re.I),
     "cumulative": re.compile(r"\b(?:so far|to date|in total|cumulative(?:ly)?|altogether|already|thus far|"
-                             r"up to now|all told|since\s+(?:the\s+)?\d{4})\b|累计|迄今|至今|累計|これまで|"
-                             r"今まで", re.I),
+                             r"up to now|all told|since\s+(?:the\s+)?\d{4})\b|累计|迄今|至今|以来|累計|これまで|"
+                             r"今まで|以降", re.I),
     "total": re.compile(r"\b(?:total|overall|combined|entire|whole|all)\b|总额|总共|総額|合計|全体", re.I),
     "future": re.compile(r"\b(?:will|forecast|projected|expected|upcoming|coming|next|plans?|planned|"
                          r"by\s+\d{4})\b|计划|将|予定|来年|来年度|今後", re.I),
 }
+_CJK_SINCE_YEAR = re.compile(r"(?:自|从)\s*(\d{4})\s*年|(\d{4})\s*年\S{0,20}?(?:以来|以降|起)")
 _YEAR_REL = re.compile(r"\b(since|by|in|from|after|before|until|through|during|for|of)\s+(?:fiscal\s+|the\s+)?"
                        r"(?:year\s+)?(\d{4})\b", re.I)
 _SOURCE = re.compile(r"\b(?:according to|as reported by|as per|per|reported by|in)\s+(?:the\s+)?"
@@ -141,6 +147,7 @@ _MONTHS = {m: i + 1 for i, m in enumerate("january february march april may june
 _CAPS = re.compile(r"(?<![\w'])(?:[A-Z][\w&.-]*[A-Za-z\d])(?:\s+(?:of|and|for|de|the|&)?\s*[A-Z][\w&.-]*[A-Za-z\d])*")
 _ASCII_IN_CJK = re.compile(r"[A-Za-z][A-Za-z0-9&.-]*")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_HIRAGANA = re.compile(r"[\u3040-\u309f]+")  # Japanese inflections and particles: never part of a name
 _KATAKANA = re.compile(r"[\u30a0-\u30ffー]{2,}")
 _NOT_ENTITY = frozenset(
     "the a an in on at of for by to and or what which who whom whose when where why how is are was were "
@@ -198,6 +205,11 @@ _GLOSSARY_RAW = """
 市=city 体育场=stadium スタジアム=stadium 球场=stadium 建设=construction 建設=construction 完工=completion
 完成=completion 开业=opening 開業=opening 座位=seats 座席=seats 收入=revenue 収入=revenue 营收=revenue
 売上=sales 销售=sales 季度=quarter 四半期=quarter 净利润=net profit 純利益=net profit 税=tax 税收=tax revenue
+以来=since 确立=established 確立=established 策定=established 振兴=revival 振興=revival 复兴=revival
+拨付=allocate 割り当て=allocate 割当=allocate 投じ=invest 领域=sector 分野=sector 国内=domestic 本地=local
+当地=local 地元=local 电池=battery 電池=battery 氢能=hydrogen 氢=hydrogen 水素=hydrogen 海港=harbour port
+良率=yield 歩留まり=yield 产能=capacity 生産能力=capacity 成员=members 会员=members 加盟=members
+交付=deliver 供应=supply 供給=supply 估值=valuation 价值=worth 価値=worth
 学校=school 医院=hospital 病院=hospital 交通=transit 铁路=rail 鉄道=rail 公园=park 公園=park 住房=housing 住宅=housing
 """
 # Names often written in Chinese or Japanese characters in news (companies, places), with their Latin forms
@@ -222,7 +234,7 @@ _GLOSS_KEYS = sorted(_GLOSSARY, key=len, reverse=True)
 _GLOSS_RE = re.compile("|".join(map(re.escape, _GLOSS_KEYS)))
 # CJK function words and question words that carry no content.
 _CURRENCY_CJK = re.compile(r"日元|日圆|美元|美金|米ドル|ドル|欧元|ユーロ|人民币|人民元|円|元")
-_CJK_FILLER = re.compile(r"一年|うち|[篇说的了吗呢吧是在和与及或将把被对于从到为由多少几哪什么怎样如何个家些这那其之也都还又就会能"
+_CJK_FILLER = re.compile(r"一年|うち|[自已向年篇说的了吗呢吧是在和与及或将把被对于从到为由多少几哪什么怎样如何个家些这那其之也都还又就会能"
                          r"はがをにでともへやのかなだですますたりれるられるしてどれくらいいつ何どの誰こそあ、。？！・]+")
 
 _KANA = {
@@ -244,7 +256,7 @@ _SYNONYM_GROUPS = [
     "challenge hurdle obstacle", "nation country", "raise lift increase boost", "spending expenditure outlay",
     "allocate earmark", "plant factory facility", "build construct", "chief head", "goal aim target",
     "stadium arena", "finish complete", "revenue turnover", "forecast projected expected",
-    "cost price expense require need", "lead led",
+    "cost price expense require need", "lead led", "supply deliver send ship", "worth value valued valuation",
     "growth grow cagr", "fund funding money financing", "rise rose rising climb jump surge soar",
 ]
 _CANON: dict[str, str] = {}
@@ -394,11 +406,19 @@ def _answer_type(text: str, outside: str, lang: str) -> tuple[str, str | None]:
     return "explanation", None
 
 
+_COUNT_STOP = _NOUN_STOP | frozenset("a an per each every work are comprise comprises consist consists "
+                                     "constitute form join joined".split())
+
+
 def _count_nouns(text: str) -> tuple[str, ...]:
-    m = re.search(r"\bhow many\s+((?:[\w-]+\s+){0,3}?[\w-]+?)(?=\s+(?:" + "|".join(_AUX) + r"|make|work|are|in|of|"
-                  r"per|does|did|will|have)\b|\s*[?,]|$)", text, re.I)
+    m = re.search(r"\bhow many\s+((?:[\w-]+\s*){1,4})", text, re.I)
     if m:
-        return tuple(tokenize(m.group(1)))
+        words = []
+        for w in re.findall(r"[\w-]+", m.group(1)):
+            if w.lower() in _COUNT_STOP:
+                break  # "how many companies belong to X": the counted noun ends at the verb
+            words.append(w)
+        return tuple(tokenize(" ".join(words)))
     m = re.search(r"\bnumber of\s+((?:[\w-]+\s+){0,2}[\w-]+)", text, re.I)
     if m:
         return tuple(tokenize(m.group(1)))
@@ -436,6 +456,70 @@ def _add_entity(found: list[tuple[str, ...]], phrase: str) -> None:
 
 _TIME_WORDS = frozenset(tokenize("fiscal year years month months quarter coming next current upcoming this last "
                                  "annual annually period budget"))
+
+
+# Measured properties a question can ask for, each with the words articles state it with: a figure answers
+# such a question only when its sentence names the property (a yield question is not answered by a budget).
+_PROPERTY_WORDS = [  # (words asking for the property, words stating it)
+    ("yield yields", "yield yields"),
+    ("revenue revenues turnover", "revenue revenues turnover sales"),
+    ("sales", "sales revenue revenues turnover"),
+    ("profit profits earnings", "profit profits earnings income"),
+    ("margin margins", "margin margins"),
+    ("headcount workforce", "headcount workforce employees staff employs"),
+    ("price prices", "price prices priced cost costs costing"),
+    ("capacity output throughput", "capacity output throughput produce production manufacture"),
+    ("speed speeds", "speed speeds fast faster"),
+    ("valuation", "valuation valued value worth"),
+    ("population", "population residents inhabitants people"),
+    ("salary salaries wage wages", "salary salaries wage wages pay paid earn earns"),
+    ("dividend dividends", "dividend dividends payout"),
+    ("debt debts", "debt debts borrowing borrowed loans"),
+    ("deficit", "deficit shortfall gap"),
+    ("rate", "rate rates"),
+    ("share stake", "share shares stake"),
+]
+_PROPERTIES = [(frozenset(tokenize(asked)), frozenset(canonical(s) for s in tokenize(said)))
+               for asked, said in _PROPERTY_WORDS]
+_STATED_BY_PERCENT = frozenset(tokenize("rate share stake"))  # a percentage is itself a rate or a share
+
+
+def _properties(text: str, answer_type: str) -> tuple[frozenset[str], ...]:
+    """The measured properties the question asks for, each as the stems a stating sentence would use."""
+    words = set(tokenize(text)) - (_STATED_BY_PERCENT if answer_type == "percent" else frozenset())
+    return tuple(said for asked, said in _PROPERTIES if asked & words)
+
+
+_PROPERTY_STEMS = frozenset(s for asked, _ in _PROPERTIES for s in asked)
+_SLOT = re.compile(r"\b(to|from|with|for)\s+(?:which|whom|what)\b|\b(to|from|with|for)\s*[?？]?\s*$", re.I)
+
+
+def _slot(text: str) -> str | None:
+    """The preposition a name question puts its answer after ("to which carmaker", "... send it to?")."""
+    m = _SLOT.search(text)
+    return (m.group(1) or m.group(2)).lower() if m else None
+
+
+_OWNER_AUX = re.compile(r"\b(?:does|do|did|has|have|had|will|would|could|can|should|is|are|was|were|might|may)\s+"
+                        r"(?:the\s+)?$")
+_OWNED_OF = re.compile(r"\b([a-z]+)\s+of\s+(?:the\s+)?$")
+
+
+def _is_owner(before: str, after: str) -> bool:
+    """A mention is the owner of the asked figure when it is a possessor, the verb's subject or "<amount> of X"."""
+    if after.startswith(("'s", "’s")) or _OWNER_AUX.search(before):
+        return True
+    owned = _OWNED_OF.search(before)
+    return owned is not None and bool(set(tokenize(owned.group(1))) & (_MONEY_NOUNS | _PROPERTY_STEMS))
+
+
+def _owners(text: str, entities: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """Entities the asked figure belongs to: a possessor ("X's budget"), the subject of the question's verb
+    ("how much did X spend", "how many staff does X have") or the owner after "of" ("the budget of X")."""
+    low = text.lower()
+    return tuple(group for group in entities if any(
+        _is_owner(low[:m.start()], low[m.end():])
+        for form in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", low)))
 
 
 def _purpose(text: str) -> tuple[str, ...]:
@@ -488,7 +572,7 @@ def _entities(text: str, lang: str) -> tuple[list[tuple[str, ...]], list[str]]:
             for kata in _KATAKANA.findall(rest):
                 found.append(("kana:" + kana_skeleton(kata),))
                 rest = rest.replace(kata, " ")
-            for piece in _CJK_FILLER.split(rest):
+            for piece in _CJK_FILLER.split(_HIRAGANA.sub(" ", rest)):
                 piece = piece.strip()
                 if len(piece) >= 2:
                     unknown.append(piece)
@@ -512,7 +596,8 @@ def analyze(question: str) -> QueryAnalysis:
     quals = {name for name, rx in _QUAL_PATTERNS.items() if rx.search(outside)}
     if _PUBLISHED.search(outside) and answer_type in ("date", "year"):
         quals.add("published")
-    years = tuple((m.group(1).lower(), int(m.group(2))) for m in _YEAR_REL.finditer(text))
+    years = tuple((m.group(1).lower(), int(m.group(2))) for m in _YEAR_REL.finditer(text)) + tuple(
+        ("since", int(m.group(1) or m.group(2))) for m in _CJK_SINCE_YEAR.finditer(text))
     source_terms: list[str] = []
     source_months: list[int] = []
     for m in _SOURCE.finditer(text):
@@ -535,7 +620,10 @@ def analyze(question: str) -> QueryAnalysis:
         count_nouns=_count_nouns(text) if answer_type == "count" else (), unknown=tuple(unknown), kana=kana,
         rate_subject=_rate_subject(outside) if answer_type == "percent" else (),
         purpose=_purpose(outside) if answer_type == "money" and lang == "en" else (),
-        figures=tuple(q for q in figures), lang=lang)
+        figures=tuple(q for q in figures), lang=lang,
+        owners=_owners(text, entities) if answer_type in OWNED_TYPES and lang == "en" else (),
+        properties=_properties(ascii_part + " " + " ".join(gloss_words), answer_type),
+        slot=_slot(text) if answer_type in ENTITY_TYPES else None)
 
 
 def expand_for_retrieval(question: str) -> str:
