@@ -468,7 +468,7 @@ _PROPERTY_WORDS = [  # (words asking for the property, words stating it)
     ("margin margins", "margin margins"),
     ("headcount workforce", "headcount workforce employees staff employs"),
     ("price prices", "price prices priced cost costs costing"),
-    ("capacity output throughput", "capacity output throughput produce production manufacture"),
+    ("capacity output throughput", "capacity output throughput produce production manufacture make build turn"),
     ("speed speeds", "speed speeds fast faster"),
     ("valuation", "valuation valued value worth"),
     ("population", "population residents inhabitants people"),

@@ -177,3 +177,47 @@ def test_running_total_reported_twice_lists_both_newest_first(city) -> None:
 def test_figure_shared_by_listed_firms_is_not_one_firms_amount(city) -> None:
     assert not city.ask("How much will Baltic Wind get from the city?").answerable
     assert not city.ask("By what percentage did the city budget rise?").conflicts  # the alliance's budget differs
+
+
+def test_recipient_question_names_the_entity_after_to(city) -> None:
+    # "built with electrodes from Kestrel Energy, to Arktis Motors": the name in the asked slot, not the nearest
+    for question in ("Which customer is Voltaro planning to send its first prototypes to?",
+                     "To which carmaker will Voltaro deliver its first prototype cells?"):
+        assert city.ask(question).short_answer == "Arktis Motors"
+
+
+def test_figure_of_another_owner_is_not_the_asked_subjects(city) -> None:
+    owner = city.ask("How much does the regional government commit to battery research each year?")
+    assert owner.figures[0].value == 200e6
+    for question in ("How much has Sweden allocated to battery research?",
+                     "What is Norway's annual budget for battery research?"):
+        assert not city.ask(question).answerable  # "a power comparable to Sweden and Norway"
+
+
+def test_measured_property_must_be_stated_with_the_figure(city) -> None:
+    assert not city.ask("What yield has Voltaro achieved on its pilot line?").answerable
+    assert not city.ask("How much revenue did Voltaro make last year?").answerable  # raised from investors
+    assert city.ask("What revenue did the port report for 2024?").figures[0].value == 350e6
+
+
+def test_valuation_after_an_em_dash_in_the_asked_currency(city) -> None:
+    answer = city.ask("What might the port fee relief be worth per year, in dollars?")
+    assert (answer.figures[0].text, answer.figures[0].unit) == ("$43m", "USD")
+    assert answer.short_answer == "$43m (€40m)"
+
+
+def test_name_lookups_are_cached_per_store(make_assistant, tmp_path) -> None:
+    from rag.evidence import corpus_stats, doc_mentions
+
+    folders = []
+    for name, text in (("a", "Orbital Freight will spend 5 million euros on new cranes at the port."),
+                       ("b", "The port authority will spend 7 million euros on new cranes at the port.")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cranes.txt").write_text(text, encoding="utf-8")  # the same document id in both stores
+        folders.append(folder)
+    first, second = (make_assistant(f) for f in folders)
+    assert doc_mentions(corpus_stats(first.store), "cranes", "orbital freight")
+    assert not doc_mentions(corpus_stats(second.store), "cranes", "orbital freight")
+    assert first.ask("How much will Orbital Freight spend on new cranes?").figures[0].value == 5e6
+    assert not second.ask("How much will Orbital Freight spend on new cranes?").answerable

@@ -146,3 +146,52 @@ def test_cjk_names_must_be_found_like_english_names() -> None:
     unknown = analyze("哈伯顿港口收入多少？")  # an unglossed three-character run: most likely a name
     assert any(g == ("哈伯顿",) for g in unknown.entities)
     assert analyze("ASRA由多少家公司组成？").entities == (("asra",),)  # a glossed verb is no name
+
+
+@pytest.mark.parametrize(("question", "owner"), [
+    ("What is Norway's annual budget for battery research?", "norway"),
+    ("How much has Sweden allocated to battery research?", "sweden"),
+    ("How many employees does Bluewater Capital have?", "bluewater capital"),
+    ("What is the city budget of Rotterdam?", "rotterdam"),
+])
+def test_owner_of_the_asked_figure(question: str, owner: str) -> None:
+    assert any(owner in g for g in analyze(question).owners)
+
+
+def test_a_name_that_is_not_the_owner_is_no_owner() -> None:
+    assert not analyze("How much will the city spend on trams compared with Rotterdam?").owners
+    assert not analyze("Which company is leading the harbour ferry alliance?").owners  # not a figure question
+
+
+def test_measured_property_asked_for() -> None:
+    yield_ = analyze("What yield has Voltaro achieved on its pilot line?")
+    assert yield_.answer_type == "percent" and yield_.properties and "yield" in yield_.properties[0]
+    revenue = analyze("How much revenue did Voltaro make last year?").properties
+    assert revenue and {"sale", "revenu"} <= revenue[0]
+    assert not analyze("What is Harbourton's unemployment rate?").properties  # a percentage is itself a rate
+    assert not analyze("How much will the Northshore Arena cost?").properties
+
+
+@pytest.mark.parametrize("question", ["How many companies belong to ASRA?", "How many companies make up the group?",
+                                      "How many companies are members of the NCC?",
+                                      "How many companies a year join the alliance?"])
+def test_counted_noun_ends_at_the_relation_verb(question: str) -> None:
+    assert analyze(question).count_nouns == ("compani",)
+
+
+@pytest.mark.parametrize(("question", "slot"), [
+    ("Which customer is Voltaro planning to send its first prototypes to?", "to"),
+    ("To which carmaker will Voltaro deliver its prototypes?", "to"),
+    ("Which firm did the city buy the ferries from?", "from"),
+    ("Which company is leading the alliance?", None),
+])
+def test_recipient_slot_of_a_name_question(question: str, slot: str | None) -> None:
+    assert analyze(question).slot == slot
+
+
+def test_cjk_time_qualifier_and_common_words_are_no_names() -> None:
+    a = analyze("自2021年确立半导体振兴战略以来，政府已向国内芯片和人工智能领域拨付了多少日元？")
+    assert a.answer_type == "money" and a.unit == "JPY"
+    assert ("since", 2021) in a.years and "cumulative" in a.qualifiers
+    assert {"establish", "reviv", "domest", "sector", "alloc"} <= set(a.terms)
+    assert not a.entities and not a.unknown  # glossed common words, not names the sources must contain
