@@ -16,12 +16,13 @@ from common import ROOT, percentile
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--set", type=Path, default=ROOT / "eval" / "seed.jsonl")
-    parser.add_argument("--rounds", type=int, default=5, help="passes over the set (the first warms caches)")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the set (the first warms the model and stores)")
     args = parser.parse_args()
     items = [json.loads(line) for line in args.set.read_text().splitlines() if line.strip()]
     assistant = Assistant.open(Settings())
     stages: dict[str, list[float]] = {"retrieve": [], "compose": [], "total": []}
     for round_ in range(args.rounds):
+        assistant.embedder.clear_query_cache()  # every round embeds its queries anew
         for item in items:
             history = [Turn("user", q) for q in item.get("history", [])]
             answer = assistant.ask(item["question"], history=history)

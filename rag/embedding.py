@@ -174,6 +174,10 @@ class Embedder:
                 on_progress(sum(len(rows) for _, rows in part))
         return out
 
+    def clear_query_cache(self) -> None:
+        with self._queries_lock:
+            self._queries.clear()
+
     def embed_query(self, text: str) -> np.ndarray:
         """One query's embedding, remembered in a bounded in-memory LRU."""
         with self._queries_lock:
