@@ -41,6 +41,7 @@ test: setup browser lint
 
 eval-report: setup
 	$(BIN)/rag eval --report eval/reports
+	$(BIN)/rag eval --set eval/holdout.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout
 
 bench: setup
 	$(BIN)/python bench/ingest.py
