@@ -54,6 +54,8 @@ _PLACES = _GENERIC_PLACES | frozenset(("south korea", "north korea", "middle eas
 
 WARM_SENTENCES = 20_000
 UNSEEN_WEIGHT = 0.5  # weight of a question word no source uses (often a paraphrase) relative to a shared one
+SLOT_BONUS = 0.08  # a name question's answer sits in the slot the question asks after ("... send it to?")
+CONTEXT_WEIGHT = 0.3  # weight of a preamble or modifier word relative to a word of the interrogative sentence
 
 NUMERIC_KINDS = {
     "money": ("money",), "percent": ("percent",), "count": ("count",), "year": ("year", "date"),
@@ -103,6 +105,7 @@ class _Stats:
     kind_terms: dict[tuple[str, tuple[str, ...]], frozenset[str]] = field(default_factory=dict)
     mentions: dict[tuple[str, str], bool] = field(default_factory=dict)  # (doc id, name form) -> named
     owned: dict[tuple[str, tuple[str, ...]], bool] = field(default_factory=dict)  # (doc id, entity) -> owns
+    acronyms: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # doc id -> acronym -> stems
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,8 @@ def corpus_stats(store: Any) -> _Stats:
                        {d: doc.text for d, doc in store.documents.items()}, spans)
         _STATS[store] = stats
         if sum(len(c.sentences) for c in store.chunks) <= WARM_SENTENCES:
+            for doc_id in store.documents:
+                doc_acronyms(stats, doc_id)
             for chunk in store.chunks:  # small corpora: precompute per-sentence features once, off the ask path
                 doc = store.documents.get(chunk.doc_id)
                 for span in chunk.sentences if doc is not None else ():
@@ -230,6 +235,45 @@ def doc_mentions(stats: _Stats, doc_id: str, form: str) -> bool:
             hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", text) is not None
         stats.mentions[key] = hit
     return hit
+
+
+# --- acronyms a document defines ---------------------------------------------------------------------------
+
+_ACRONYM_DEF = re.compile(r"\(([A-Za-z]{2,8})\)")
+ACRONYM_SKIPS = 2  # words inside a long form that the acronym leaves out ("soc technology research" -> "sr")
+
+
+def long_form(before: str, acronym: str) -> list[str] | None:
+    """The words just before "(acronym)" whose initials spell it, last word on the last letter, at most
+    ACRONYM_SKIPS words left out in between ("automotive soc technology research association (asra)")."""
+    words = re.findall(r"[\w'-]+", before)[-(len(acronym) + ACRONYM_SKIPS):]
+    letters = acronym.lower()
+    i, j, skipped = len(letters) - 1, len(words) - 1, 0
+    while i >= 0 and j >= 0:
+        if words[j][0].lower() == letters[i]:
+            i -= 1
+        elif i == len(letters) - 1 or skipped == ACRONYM_SKIPS:
+            return None
+        else:
+            skipped += 1
+        j -= 1
+    return words[j + 1:] if i < 0 else None
+
+
+def doc_acronyms(stats: _Stats, doc_id: str) -> dict[str, frozenset[str]]:
+    """Acronyms the document defines, each with the stems of its long form, so that a later sentence using
+    only the acronym ("ASRA, comprising 14 companies") matches the question's words for the long form."""
+    found = stats.acronyms.get(doc_id)
+    if found is None:
+        text = stats.doc_text.get(doc_id, "")
+        found = {}
+        for m in _ACRONYM_DEF.finditer(text):
+            words = long_form(text[max(0, m.start() - 200):m.start()], m.group(1))
+            keys = [canonical(t) for t in tokenize(m.group(1))]
+            if words and len(keys) == 1:
+                found[keys[0]] = frozenset(canonical(t) for w in words for t in tokenize(w))
+        stats.acronyms[doc_id] = found
+    return found
 
 
 # --- owners: whose figure a sentence states ----------------------------------------------------------------
@@ -341,6 +385,9 @@ class Scorer:
         for t in self.a.terms:
             # A word no source uses is often a paraphrase: it counts, but less than a word the sources share.
             self.weights[t] = idf(self.stats, t) * (1.0 if self.stats.df.get(t, 0) or t in entity_terms else UNSEEN_WEIGHT)
+        for t in self.a.context:
+            if t not in self.weights and self.stats.df.get(t, 0):
+                self.weights[t] = CONTEXT_WEIGHT * idf(self.stats, t)
         self.entity_terms = entity_terms
         for g in self.a.entities:
             for f in g:
@@ -373,6 +420,7 @@ class Scorer:
         it is nearer to this figure than to any other figure of the sentence, and less the farther it is."""
         positions = word_positions(s.text)
         bounds = clause_bounds(s.text)
+        acronyms = doc_acronyms(self.stats, s.doc_id)
         prev_terms = (sentence_terms(s.prev_text) if s.prev_text else frozenset()) | (
             sentence_terms(s.next_text) if s.next_text else frozenset())
         got = 0.0
@@ -383,7 +431,8 @@ class Scorer:
             if key.startswith("kana:"):
                 got += w if key[5:] in self._kana_hits(s.text) else 0.0
                 continue
-            offs = [p for t, p in positions if t == key] or self._alias_offsets(s.text, key)
+            offs = ([p for t, p in positions if t == key] or self._alias_offsets(s.text, key)
+                    or [p for t, p in positions if key in acronyms.get(t, ())])
             if offs:
                 got += w if figure is None else w * max(_nearness(p, figure, others, bounds, s.text) for p in offs)
             elif key in prev_terms:
@@ -397,7 +446,8 @@ class Scorer:
         beside it unless the sentence opens with another name as its subject ("Greenfield Solar has received
         ..."). Places and owners ("METI's budget") are exempt: an article about them often leaves them implied."""
         question = self.a.question.lower()
-        groups = [g for g in self.a.entities if not set(g) & _PLACES and not any(f"{f}'s" in question for f in g)]
+        groups = [g for g in self.a.entities if not set(g) & _PLACES and not any(f"{f}'s" in question for f in g)
+                  and g not in self.a.descriptors]
         if not groups:
             return True
         here = s.text.lower()
@@ -456,7 +506,7 @@ class Scorer:
         low = s.text.lower()
         asked = {f for g in self.a.entities for f in g}
         for group in self.a.entities:
-            if set(group) & _PLACES:
+            if set(group) & _PLACES or group in self.a.descriptors:
                 continue
             offs = [m.start() for f in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low)]
             listed = [(a, b, t) for a, b, t in lists if any(a <= o < b for o in offs)]
@@ -471,7 +521,7 @@ class Scorer:
         the article's headline."""
         if title and " ".join(s.text.split()).casefold() == " ".join(title.split()).casefold():
             return False
-        predicate = [t for t in self.weights if ":" not in t and t not in self.entity_terms]
+        predicate = [t for t in self.a.terms if t not in self.entity_terms]
         return not predicate or bool(set(predicate) & sentence_terms(s.text))
 
     def purpose_ok(self, s: Sentence) -> bool:
@@ -511,13 +561,16 @@ class Scorer:
         lacks: the question is then likely about another passage of the same article. For a numeric question
         only passages stating a figure of the asked kind count: another passage could not answer it."""
         here = sentence_terms(s.text) | (sentence_terms(s.prev_text) if s.prev_text else frozenset())
+        acronyms = doc_acronyms(self.stats, s.doc_id)
+        here = here.union(*(acronyms[t] for t in here if t in acronyms))
         kinds = NUMERIC_KINDS.get(self.a.answer_type)
         elsewhere = (terms_near_figures(self.stats, s.doc_id, kinds) if kinds
                      else self.stats.doc_terms.get(s.doc_id, frozenset()))
         lost = 0.0
         rare = max(2, self.stats.n // 8)
         for key, w in self.weights.items():
-            if ":" in key or key in here or key in self.entity_terms or self.stats.df.get(key, 0) > rare:
+            if (":" in key or key in here or key in self.entity_terms or key in self.a.context
+                    or self.stats.df.get(key, 0) > rare):
                 continue
             if key in elsewhere:  # the same stem, not a prefix ("bill" < "billion")
                 lost += w
@@ -781,15 +834,10 @@ def _acronyms_defined(text: str, question: QueryAnalysis) -> set[str]:
     """Lower-cased acronyms that a sentence defines from the question's own words ("... research association
     (asra)"): they name the subject the question asks about, not its answer."""
     out: set[str] = set()
-    for m in re.finditer(r"\(([A-Za-z]{2,8})\)", text):
-        acronym = m.group(1).lower()
-        words = re.findall(r"[\w'-]+", text[:m.start()])[-(len(acronym) + 3):]
-        initials = "".join(w[0].lower() for w in words)
-        it = iter(initials)
-        if all(ch in it for ch in acronym):
-            used = {canonical(t) for w in words for t in tokenize(w)} & set(question.terms)
-            if len(used) >= 2:
-                out.add(acronym)
+    for m in _ACRONYM_DEF.finditer(text):
+        words = long_form(text[:m.start()], m.group(1)) or []
+        if len({canonical(t) for w in words for t in tokenize(w)} & set(question.terms)) >= 2:
+            out.add(m.group(1).lower())
     return out
 
 
@@ -798,7 +846,7 @@ def names_in(text: str, question: QueryAnalysis, kind: str = "organization",
     """(offset, name) of each name in a sentence that the question does not already use, of the kind asked
     for; names the corpus writes capitalised are recovered from lower-cased text in their capitalised form."""
     casing = casing or Casing({}, frozenset())
-    asked = {f for g in question.entities for f in g} | {t for t in question.terms} | _acronyms_defined(
+    asked = {f for g in question.entities for f in g} | set(question.terms) | set(question.context) | _acronyms_defined(
         text, question)
     out: dict[str, int] = {}
     for start, words in _candidates(text, casing):
@@ -806,13 +854,15 @@ def names_in(text: str, question: QueryAnalysis, kind: str = "organization",
         if not name or len(name) < 2:
             continue
         low = re.sub(r"'s$|’s$", "", name.lower())
-        if low in asked or set(tokenize(low)) <= asked:
-            continue
+        if low in asked or set(tokenize(low)) <= asked or any(low.startswith(f + " ") for g in question.entities
+                                                              for f in g):
+            continue  # the question's own name, or it with a suffix ("Rapidus Corp")
         is_place = any(f in _PLACES for f in (low, low + ".")) or all(
             w in _PLACES for w in re.split(r"\s+and\s+", low))
         if kind == "place" and not is_place:
             continue
-        if kind in ("person", "organization", "list") and is_place:
+        generic = all(w in _GENERIC_ACRONYMS for w in re.split(r"\s+(?:and|&)\s+", low))  # "AI and IT"
+        if kind in ("person", "organization", "list") and (is_place or generic):
             continue
         if kind == "person" and (len(words) < 2 or _ORG_WORDS.search(name) or any(w.isupper() for w in words)
                                  or " and " in name):
@@ -822,6 +872,22 @@ def names_in(text: str, question: QueryAnalysis, kind: str = "organization",
 
 
 _AGENT = re.compile(r"\b(\w+)\s+by\s+$", re.I)
+_CUSTOMERS_SUCH_AS = r"|\b(?:customers?|clients?|buyers?)\s+(?:such\s+as|including|like)\s+(?:the\s+)?$"
+# Acronyms of common terms, written in capitals but naming no organization or person.
+_GENERIC_ACRONYMS = frozenset("ai it ev evs gdp ceo cfo cto coo ipo r&d hr pr tv pc pcs iot vat esg ar vr "
+                              "ui api gpu gpus cpu cpus ram os ok faq pdf usb ip".split())
+
+
+@lru_cache(maxsize=16)
+def _slot_pattern(slot: str) -> re.Pattern[str]:
+    """Text ending where a name in the slot starts: "... to (the)", and for "to" also "customers such as"."""
+    return re.compile(rf"\b{slot}\s+(?:the\s+|its\s+|their\s+)?$" + (_CUSTOMERS_SUCH_AS if slot == "to" else ""),
+                      re.I)
+
+
+def fills_slot(text: str, start: int, slot: str | None) -> bool:
+    """The name at `start` follows the preposition the question asks after ("supply prototypes to <ORG>")."""
+    return slot is not None and _slot_pattern(slot).search(text[max(0, start - 30):start]) is not None
 
 
 def rank_names(text: str, found: list[tuple[int, str]], scorer: Scorer) -> list[str]:
@@ -830,11 +896,10 @@ def rank_names(text: str, found: list[tuple[int, str]], scorer: Scorer) -> list[
     ("spearheaded by X" for "who spearheads"), then by nearness to the words the question shares with the
     sentence."""
     terms = [p for t, p in word_positions(text) if t in scorer.weights]
-    slot = re.compile(rf"\b{scorer.a.slot}\s+(?:the\s+|its\s+|their\s+)?$", re.I) if scorer.a.slot else None
 
     def key(item: tuple[int, str]) -> tuple[int, int, int]:
         start, name = item
-        in_slot = slot is not None and slot.search(text[max(0, start - 20):start]) is not None
+        in_slot = fills_slot(text, start, scorer.a.slot)
         agent = _AGENT.search(text[max(0, start - 30):start])
         is_agent = agent is not None and any(canonical(t) in scorer.weights for t in tokenize(agent.group(1)))
         return (0 if in_slot else 1, 0 if is_agent else 1, min((abs(p - start) for p in terms), default=0))
@@ -860,12 +925,15 @@ def text_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: f
             continue
         found = names_in(s.text, a, a.answer_type, scorer.stats.casing) if named else []
         names = ([n for _, n in found] if a.answer_type == "list" else rank_names(s.text, found, scorer))
+        slot_filled = a.slot is not None and any(fills_slot(s.text, start, a.slot) for start, _ in found)
         if named and not names:
             continue
         score = (0.45 * s.sim + 0.55 * cov + scorer.anchor_bonus(s) + scorer.source_bonus(s, meta)
                  + scorer.qualifier_bonus(s, (), meta.published) - 0.5 * scorer.displaced(s))
         if a.answer_type == "list":
             score += 0.06 if len(names) >= 2 else -0.06
+        elif slot_filled:
+            score += SLOT_BONUS  # "supply prototypes to <ORG>": the sentence states the very relation asked
         picks.append(Pick(s, None, score, cov, (), None, names))
     picks.sort(key=lambda p: -p.score)
     return picks

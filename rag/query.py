@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from rag.figures import Quantity, extract_figures
@@ -44,6 +44,8 @@ class QueryAnalysis:
     owners: tuple[tuple[str, ...], ...] = ()  # entities the asked figure belongs to ("X's budget", "did X spend")
     properties: tuple[frozenset[str], ...] = ()  # measured properties asked for, each as its synonym stems
     slot: str | None = None  # the preposition the asked name follows: "send prototypes to?" -> "to"
+    context: tuple[str, ...] = ()  # stems of a preamble before the interrogative sentence (weighted lower)
+    descriptors: tuple[tuple[str, ...], ...] = ()  # entities used as "<Name>-led" modifiers of the subject
 
 
 # --- vocabularies (general language, never a particular corpus) -----------------------------------------
@@ -435,8 +437,13 @@ def _count_nouns(text: str) -> tuple[str, ...]:
     return ()
 
 
+_DESCRIPTOR_SUFFIX = (r"-(?:led|backed|owned|based|run|funded|controlled|headed|linked|affiliated|sponsored|"
+                      r"operated|made|built|born|focused)")
+_DESCRIPTOR = re.compile(_DESCRIPTOR_SUFFIX + "$", re.I)
+
+
 def _add_entity(found: list[tuple[str, ...]], phrase: str) -> None:
-    low = re.sub(r"'s$|’s$", "", phrase.lower()).strip(" .-")
+    low = _DESCRIPTOR.sub("", re.sub(r"'s$|’s$", "", phrase.lower())).strip(" .-")
     if not low or low in _DEMONYMS:
         return  # "its American customer": an adjective, not a place the answer must mention
     if low in _ALIAS_OF:
@@ -494,10 +501,22 @@ _PROPERTY_STEMS = frozenset(s for asked, _ in _PROPERTIES for s in asked)
 _SLOT = re.compile(r"\b(to|from|with|for)\s+(?:which|whom|what)\b|\b(to|from|with|for)\s*[?？]?\s*$", re.I)
 
 
+_RECIPIENT = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:customers?|clients?|buyers?|recipients?|"
+                        r"purchasers?)\b|\b(?:receive[sd]?|receiving|gets?|got|obtain(?:s|ed)?|buys?|bought|"
+                        r"purchase[sd]?|take delivery)\b", re.I)
+_SOURCE_NOUN = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:suppliers?|vendors?|providers?)\b", re.I)
+
+
 def _slot(text: str) -> str | None:
-    """The preposition a name question puts its answer after ("to which carmaker", "... send it to?")."""
+    """The preposition a name question puts its answer after ("to which carmaker", "... send it to?"); a
+    question for a customer or buyer asks for the recipient ("supply X to <ORG>"), one for a supplier for
+    the source ("parts from <ORG>")."""
     m = _SLOT.search(text)
-    return (m.group(1) or m.group(2)).lower() if m else None
+    if m:
+        return (m.group(1) or m.group(2)).lower()
+    if _RECIPIENT.search(text):
+        return "to"
+    return "from" if _SOURCE_NOUN.search(text) else None
 
 
 _OWNER_AUX = re.compile(r"\b(?:does|do|did|has|have|had|will|would|could|can|should|is|are|was|were|might|may)\s+"
@@ -584,10 +603,77 @@ def _entities(text: str, lang: str) -> tuple[list[tuple[str, ...]], list[str]]:
     return list(seen), unknown
 
 
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]*[A-Z0-9])|(?<=[。！？])\s*|(?<=[.!?;:])\s+(?=(?:and\s+|so\s+|but\s+)?"
+                             r"(?:what|how|which|who|whom|whose|when|where|why|in what|by what)\b)", re.I)
+_ABBREVIATION = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Co|Inc|Ltd|Corp|Jr|Sr|vs|No)|\.[A-Z])\.$")
+_INTERROGATIVE = re.compile(r"^\W*(?:and\s+|so\s+|but\s+)?(?:in\s+\w+,?\s+)?(?:what|how|which|who|whom|"
+                            r"whose|when|where|why|is|are|was|were|does|do|did|has|have|can|could|will|would|should)\b|"
+                            r"\b(?:what|how much|how many|which|who|whom|whose|when|where|why)\b", re.I)
+
+
+def _sentences(text: str) -> list[str]:
+    """The question's sentences (and clauses that start a new wh-question after ";" or ":")."""
+    parts: list[str] = []
+    start = 0
+    for m in _SENTENCE_BREAK.finditer(text):
+        if m.start() > start and not _ABBREVIATION.search(text[start:m.start()]):
+            parts.append(text[start:m.start()])
+            start = m.end()
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def split_preamble(text: str) -> tuple[str, str]:
+    """(asked, preamble): the interrogative sentence of a multi-sentence question, which fixes the answer type,
+    unit and key terms, and the rest, which only adds context ("X happened. In yen, what is Y worth?")."""
+    parts = _sentences(text)
+    if len(parts) < 2:
+        return text, ""
+    asked = next((p for p in reversed(parts) if _INTERROGATIVE.search(p)), None)
+    if asked is None or len(tokenize(asked)) < 4 or any(re.search(r"[?？]\s*$", p) for p in parts if p is not asked):
+        return text, ""  # elliptic ("..., and Japan?") or a chain of questions (a resolved follow-up): keep it whole
+    return asked, " ".join(p for p in parts if p is not asked)
+
+
+def _context_terms(preamble: str, asked: QueryAnalysis) -> tuple[str, ...]:
+    """Stems of the preamble's content words (names included) that the interrogative sentence lacks."""
+    if not preamble:
+        return ()
+    have = set(asked.terms) | {canonical(t) for g in asked.entities for f in g for t in tokenize(f)}
+    words = [canonical(t) for t in tokenize(paraphrase(preamble)) if t not in _QUESTION_STOP
+             and not re.fullmatch(r"[\d.,]+", t)]
+    return tuple(dict.fromkeys(w for w in words if w not in have))
+
+
+def _descriptors(text: str, entities: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """Entities the question uses only as a hyphenated modifier ("the Toyota-led association"): they describe
+    the subject; they neither own the asked figure nor are counted."""
+    low = text.lower()
+    return tuple(g for g in entities if any(re.search(rf"(?<![a-z0-9]){re.escape(f)}{_DESCRIPTOR_SUFFIX}\b", low)
+                                            for f in g)
+                 and not any(re.search(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9-])", low) for f in g))
+
+
+def _descriptor_terms(text: str, descriptors: Sequence[tuple[str, ...]]) -> set[str]:
+    """Stems of the descriptor names and of their "-led" / "-backed" suffixes: context, not key terms."""
+    names = {canonical(t) for g in descriptors for f in g for t in tokenize(f)}
+    suffixes = {canonical(t) for m in re.finditer(_DESCRIPTOR_SUFFIX + r"\b", text, re.I) for t in tokenize(m.group()[1:])}
+    return names | suffixes
+
+
 @lru_cache(maxsize=4096)
 def analyze(question: str) -> QueryAnalysis:
-    """Rules over the question's words: answer type, unit, qualifiers, terms and entities."""
+    """Rules over the question's words: answer type, unit, qualifiers, terms and entities. In a question of
+    several sentences the interrogative one decides all of these; the others add low-weight context terms."""
     text = " ".join(question.split()).replace("’", "'")
+    asked, preamble = split_preamble(text)
+    if not preamble:
+        return _analyze_sentence(text)
+    a = _analyze_sentence(asked)
+    return replace(a, context=_context_terms(preamble, a) + a.context)
+
+
+def _analyze_sentence(text: str) -> QueryAnalysis:
     text = re.sub(r"\b([Ww]hat|[Hh]ow|[Ww]ho|[Ww]here|[Ww]hen)'s\b", r"\1 is", text)
     lang = _lang(text)
     figures = tuple(q for q in extract_figures(text) if q.kind not in ("year",) or not _YEAR_WORDS.search(text))
@@ -613,6 +699,10 @@ def analyze(question: str) -> QueryAnalysis:
     entities, unknown = _entities(outside if lang != "en" else text, lang)
     kana = tuple(g[0][5:] for g in entities if g[0].startswith("kana:"))
     entities = [g for g in entities if not g[0].startswith("kana:")]
+    descriptors = _descriptors(text, entities) if lang == "en" else ()
+    modifier = _descriptor_terms(text, descriptors) if descriptors else set()
+    context = tuple(t for t in terms if t in modifier)
+    terms = [t for t in terms if t not in context]
     return QueryAnalysis(
         question=text, answer_type=answer_type, unit=unit, qualifiers=frozenset(quals), years=years,
         source_terms=tuple(dict.fromkeys(source_terms)), source_months=tuple(source_months),
@@ -621,9 +711,10 @@ def analyze(question: str) -> QueryAnalysis:
         rate_subject=_rate_subject(outside) if answer_type == "percent" else (),
         purpose=_purpose(outside) if answer_type == "money" and lang == "en" else (),
         figures=tuple(q for q in figures), lang=lang,
-        owners=_owners(text, entities) if answer_type in OWNED_TYPES and lang == "en" else (),
+        owners=tuple(g for g in _owners(text, entities) if g not in descriptors)
+        if answer_type in OWNED_TYPES and lang == "en" else (),
         properties=_properties(ascii_part + " " + " ".join(gloss_words), answer_type),
-        slot=_slot(text) if answer_type in ENTITY_TYPES else None)
+        slot=_slot(text) if answer_type in ENTITY_TYPES else None, context=context, descriptors=descriptors)
 
 
 def expand_for_retrieval(question: str) -> str:

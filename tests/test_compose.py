@@ -11,6 +11,7 @@ import pytest
 
 from rag.compose import guard
 from rag.errors import QuestionError
+from rag.evidence import corpus_stats, doc_acronyms, long_form
 from rag.figures import extract_figures, figures_equal
 from rag.types import Answer, Turn
 
@@ -221,3 +222,34 @@ def test_name_lookups_are_cached_per_store(make_assistant, tmp_path) -> None:
     assert not doc_mentions(corpus_stats(second.store), "cranes", "orbital freight")
     assert first.ask("How much will Orbital Freight spend on new cranes?").figures[0].value == 5e6
     assert not second.ask("How much will Orbital Freight spend on new cranes?").answerable
+
+
+@pytest.mark.parametrize(("question", "recipient"), [
+    ("Which buyer will receive Voltaro's first prototype cells?", "Arktis Motors"),
+    ("Which customer is Voltaro planning to send its first prototypes to?", "Arktis Motors"),
+    ("Which customer gets Linden Hospital's first devices?", "Saltmarsh Care Homes"),
+])
+def test_customer_question_answers_the_recipient(city, question: str, recipient: str) -> None:
+    assert city.ask(question).short_answer == recipient
+
+
+def test_supplier_question_answers_the_source(city) -> None:
+    assert city.ask("Which supplier provides electrodes for Voltaro's prototypes?").short_answer == "Kestrel Energy"
+
+
+@pytest.mark.parametrize(("before", "acronym", "words"), [
+    ("the automotive soc technology research association", "asra",
+     ["automotive", "soc", "technology", "research", "association"]),
+    ("the northern clinics cooperative", "ncc", ["northern", "clinics", "cooperative"]),
+    ("the Ministry of Economy, Trade and Industry", "METI", ["Ministry", "of", "Economy", "Trade", "and", "Industry"]),
+    ("said the company on Monday", "AB", None),
+])
+def test_acronym_long_form(before: str, acronym: str, words: list[str] | None) -> None:
+    assert long_form(before, acronym) == words
+
+
+def test_acronym_links_long_form_terms_across_the_document(city) -> None:
+    acronyms = doc_acronyms(corpus_stats(city.store), "11_clinics")
+    assert {"northern", "clinic", "cooper"} <= set(acronyms["ncc"])
+    answer = city.ask("How many practices are in the northern clinics cooperative?")
+    assert answer.short_answer == "23" and "NCC, comprising 23 practices" in answer.citations[0].quote

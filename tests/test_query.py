@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.query import analyze, expand_for_retrieval, resolve_followup
+from rag.query import analyze, expand_for_retrieval, resolve_followup, split_preamble
 from rag.types import Turn
 
 TYPES = [
@@ -184,6 +184,9 @@ def test_counted_noun_ends_at_the_relation_verb(question: str) -> None:
     ("To which carmaker will Voltaro deliver its prototypes?", "to"),
     ("Which firm did the city buy the ferries from?", "from"),
     ("Which company is leading the alliance?", None),
+    ("Which buyer will receive Voltaro's first prototype cells?", "to"),
+    ("Which customer gets the hospital's first devices?", "to"),
+    ("Which supplier makes the electrodes?", "from"),
 ])
 def test_recipient_slot_of_a_name_question(question: str, slot: str | None) -> None:
     assert analyze(question).slot == slot
@@ -195,3 +198,41 @@ def test_cjk_time_qualifier_and_common_words_are_no_names() -> None:
     assert ("since", 2021) in a.years and "cumulative" in a.qualifiers
     assert {"establish", "reviv", "domest", "sector", "alloc"} <= set(a.terms)
     assert not a.entities and not a.unknown  # glossed common words, not names the sources must contain
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("Japan took a smaller share of profits for tariff cuts. In yen, what might the relief be worth per year?",
+     "In yen, what might the relief be worth per year?"),
+    ("The arena cost climbed as steel prices rose. How many spectators will the stadium hold?",
+     "How many spectators will the stadium hold?"),
+    ("The U.S. Treasury sold bonds; what rate did it pay?", "what rate did it pay?"),
+])
+def test_the_interrogative_sentence_is_the_question(question: str, asked: str) -> None:
+    assert split_preamble(question)[0] == asked
+
+
+@pytest.mark.parametrize("question", ["How big is ASRA's subsidy? And what did it get before that?",
+                                      "How much did the U.S. pay for it?", "What about Japan? And in yen?"])
+def test_chains_of_questions_and_abbreviations_stay_whole(question: str) -> None:
+    assert split_preamble(question) == (question, "")
+
+
+def test_preamble_adds_context_but_not_the_answer_type_or_entities() -> None:
+    a = analyze("The arena cost climbed as Kestrel raised steel prices. How many spectators will the stadium hold?")
+    assert (a.answer_type, a.unit) == ("count", "count")
+    assert a.count_nouns == ("spectat",)
+    assert not a.entities and "cost" not in a.terms
+    assert {"kestrel", "steel"} <= set(a.context) and not set(a.context) & set(a.terms)
+
+
+@pytest.mark.parametrize("question", ["How many companies belong to the Toyota-led chip research association?",
+                                      "How much did the Toyota-backed consortium raise?"])
+def test_hyphenated_modifier_is_a_descriptor_not_an_owner(question: str) -> None:
+    a = analyze(question)
+    assert a.entities == (("toyota",),) and a.descriptors == (("toyota",),)
+    assert not a.owners and "toyota" not in a.terms and "toyota" in a.context
+
+
+def test_a_name_used_plainly_is_no_descriptor() -> None:
+    a = analyze("How much did Toyota invest in the Toyota-led association?")
+    assert not a.descriptors and a.owners == (("toyota",),)
