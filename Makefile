@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -21,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+	$(BIN)/rag serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 index: setup
 	$(BIN)/rag ingest
