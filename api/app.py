@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +120,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(assistant: "Assistant | None" = None, settings: Settings | None = None, *,
-               build_index: bool = True, answer_processes: int = 0) -> FastAPI:
+               answer_processes: int = 0) -> FastAPI:
     """The service over `assistant`, or over one opened at startup from `settings` (building the index
-    from the corpus when missing, unless `build_index` is False). With `answer_processes` > 0, answers
+    from the corpus when missing). With `answer_processes` > 0, answers
     are computed in that many processes, each loading its own model, to use every core."""
     if settings is None:
         settings = getattr(assistant, "settings", None) or Settings()
@@ -138,7 +137,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
             from rag.assistant import Assistant
 
             log.info("loading the model and index from %s ...", settings.index_dir)
-            state.assistant = await anyio.to_thread.run_sync(partial(Assistant.open, settings, build=build_index))
+            state.assistant = await anyio.to_thread.run_sync(Assistant.open, settings)
             state.extras["slack"] = mount_slack(app, state.assistant, settings)
         if answer_processes > 0:
             log.info("starting %d answering processes ...", answer_processes)
@@ -247,13 +246,6 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` workers: Settings from RAG_* variables; the index must exist."""
-    if not logging.getLogger().handlers:  # a spawned worker: log like `rag serve` does
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(settings=Settings(), build_index=False)
 
 
 def _fastapi_class() -> Any:

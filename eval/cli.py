@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -29,12 +28,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     items = load_set(args.set)
     thresholds = load_thresholds(args.thresholds) if args.thresholds else {}
+    settings = settings_from(args)
     if args.url:
-        target = HttpTarget(args.url, api_key=os.environ.get("RAG_API_KEY") or None)
+        target = HttpTarget(args.url, api_key=settings.api_key or None)
     else:
         from rag.assistant import Assistant
 
-        target = InProcessTarget(Assistant.open(settings_from(args)))
+        target = InProcessTarget(Assistant.open(settings))
     run = run_eval(items, target, set_name=_display(args.set), k=args.k)
     failures = check_thresholds(run.summary(), thresholds)
     print_report(run)

@@ -65,11 +65,6 @@ _WIDGET_TOKEN = re.compile(
     r"^(?:[$€£¥₹]?[\d.,:/%-]+[%]?|[$€£¥₹]|bn|mn|b|m|k|t|billion|million|trillion|usd|eur|jpy|cny|yoy|cagr|[|/·•-])$",
     re.I,
 )
-_VERBISH = re.compile(
-    r"\b(?:is|are|was|were|be|been|has|have|had|will|would|can|could|may|might|shall|should|must|do|does|did)\b"
-    r"|\b\w{3,}(?:ed|es|ing)\b",
-    re.I,
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from rag.figures import Quantity, extract_figures, figures_equal
-from rag.lexical import tokenize
-from rag.query import _ALIAS_OF, _GENERIC_PLACES, QueryAnalysis, canonical, latin_skeleton
+from rag.lexical import WORD, tokenize
+from rag.query import _ALIAS_OF, _GENERIC_PLACES, QueryAnalysis, canonical, latin_skeleton, whole_word
 from rag.types import Hit
 
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
 _MONTH_NAME = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
                          r"December)\b")
 _PREVIOUS_CUE = re.compile(r"\b(?:previous(?:ly)?|prior|earlier|former(?:ly)?|initial(?:ly)?|original(?:ly)?|"
@@ -201,7 +200,7 @@ def idf(stats: _Stats, term: str) -> float:
 def word_positions(text: str) -> tuple[tuple[str, int], ...]:
     """(stemmed term, character offset) for each word of a sentence."""
     out: list[tuple[str, int]] = []
-    for m in _WORD.finditer(text):
+    for m in WORD.finditer(text):
         for t in tokenize(m.group()):
             out.append((canonical(t), m.start()))
     return tuple(out)
@@ -232,7 +231,7 @@ def doc_mentions(stats: _Stats, doc_id: str, form: str) -> bool:
         if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", form):
             hit = form in text
         else:
-            hit = re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", text) is not None
+            hit = whole_word(form).search(text) is not None
         stats.mentions[key] = hit
     return hit
 
@@ -324,7 +323,7 @@ def owner_mention(text: str, group: tuple[str, ...]) -> bool | None:
     list item), None when the sentence does not name it."""
     low = text.lower()
     spans = [(m.start(), m.end()) for form in group
-             for m in re.finditer(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", low)]
+             for m in whole_word(form).finditer(low)]
     if not spans:
         return None
     return any(_owns_at(text, low, a, b) for a, b in spans)
@@ -508,7 +507,7 @@ class Scorer:
         for group in self.a.entities:
             if set(group) & _PLACES or group in self.a.descriptors:
                 continue
-            offs = [m.start() for f in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low)]
+            offs = [m.start() for f in group for m in whole_word(f).finditer(low)]
             listed = [(a, b, t) for a, b, t in lists if any(a <= o < b for o in offs)]
             if offs and len(listed) == len(offs) and any(
                     any(not any(f in item for f in asked) for item in _LIST_SPLIT.split(t)) for _, _, t in listed):
@@ -536,7 +535,7 @@ class Scorer:
         if not group:
             return []
         low = text.lower()
-        return [m.start() for f in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low)]
+        return [m.start() for f in group for m in whole_word(f).finditer(low)]
 
     def orphan_coverage(self, s: Sentence) -> float:
         """Term weight the sentence carries in clauses that state no figure of the asked kind: the sources
@@ -669,7 +668,7 @@ class Scorer:
 
 def mentions(low_text: str, group: tuple[str, ...]) -> bool:
     """Whether lower-cased text names an entity in any of its alias forms (whole words)."""
-    return any(re.search(rf"(?<![a-z0-9]){re.escape(f)}(?![a-z0-9])", low_text) for f in group)
+    return any(whole_word(f).search(low_text) for f in group)
 
 
 _CLAUSE = re.compile(r"[,;:]\s|\s(?:and|while|whereas|but|as well as)\s|\s?[—–]\s?")

@@ -13,7 +13,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
+WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _STOP = frozenset(STOPWORDS_EN)
 _stemmer = Stemmer.Stemmer("english")
@@ -27,7 +27,7 @@ def _stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed English words without stopwords; CJK runs as overlapping character bigrams."""
     tokens: list[str] = []
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
+    for match in WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
         word = match.group()
         if _CJK.match(word):
             tokens.extend(word if len(word) == 1 else (word[i : i + 2] for i in range(len(word) - 1)))

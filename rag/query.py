@@ -532,13 +532,19 @@ def _is_owner(before: str, after: str) -> bool:
     return owned is not None and bool(set(tokenize(owned.group(1))) & (_MONEY_NOUNS | _PROPERTY_STEMS))
 
 
+@lru_cache(maxsize=16_384)
+def whole_word(form: str) -> re.Pattern[str]:
+    """A lower-cased name form as a whole word: no letter or digit on either side."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])")
+
+
 def _owners(text: str, entities: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
     """Entities the asked figure belongs to: a possessor ("X's budget"), the subject of the question's verb
     ("how much did X spend", "how many staff does X have") or the owner after "of" ("the budget of X")."""
     low = text.lower()
     return tuple(group for group in entities if any(
         _is_owner(low[:m.start()], low[m.end():])
-        for form in group for m in re.finditer(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", low)))
+        for form in group for m in whole_word(form).finditer(low)))
 
 
 def _purpose(text: str) -> tuple[str, ...]:

@@ -10,21 +10,19 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 import yaml
+from http_helpers import ROOT, running_server, seed_items
 from slack_sdk.signature import SignatureVerifier
 
 from api.app import create_app
@@ -44,7 +42,6 @@ from api.slack_blocks import (
 )
 from rag.types import Answer, Citation, Conflict, ConflictValue, Turn
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_USER, BOT_ID, TEAM = "UBOT0001", "BBOT0001", "T0000001"
 PUBLIC_URL = "https://rag.example.org"
@@ -146,12 +143,6 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
     """Poll until `check()` is truthy (returned) or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -181,15 +172,8 @@ def service(seed_assistant: Any, settings: Any, fake_slack: FakeSlack) -> Iterat
         "slack_bot_token": "xoxb-test-token", "slack_signing_secret": SECRET,
         "slack_api_url": fake_slack.url + "/api", "public_url": PUBLIC_URL, "api_key": None,
     })
-    app = create_app(assistant=seed_assistant, settings=slack_settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_server(create_app(assistant=seed_assistant, settings=slack_settings)) as url:
+        yield url
 
 
 # -- signed requests ---------------------------------------------------------------------------------------
@@ -256,15 +240,10 @@ def assert_renders(blocks: list[dict], answer: Answer) -> None:
 # -- questions the seed assistant handles (chosen by asking it, so no answer is hard-coded) ----------------
 
 
-def _seed_items() -> list[dict[str, Any]]:
-    lines = (ROOT / "eval" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def cited_question(seed_assistant: Any) -> str:
     """A question the seed assistant answers with citations: the money question, else the first seed one."""
-    candidates = [MONEY_QUESTION] + [i["question"] for i in _seed_items() if i.get("answerable") and not i.get("history")]
+    candidates = [MONEY_QUESTION] + [i["question"] for i in seed_items() if i.get("answerable") and not i.get("history")]
     for question in candidates:
         answer = seed_assistant.ask(question)
         if answer.answerable and answer.citations:
@@ -276,7 +255,7 @@ def cited_question(seed_assistant: Any) -> str:
 def follow_up(seed_assistant: Any) -> tuple[str, str]:
     """(earlier question, follow-up) whose answer depends on the earlier question: the brief's money
     question and "and in dollars?" if the assistant resolves it, else a follow-up from the seed set."""
-    pairs = [(MONEY_QUESTION, FOLLOW_UP)] + [(i["history"][-1], i["question"]) for i in _seed_items()
+    pairs = [(MONEY_QUESTION, FOLLOW_UP)] + [(i["history"][-1], i["question"]) for i in seed_items()
                                              if len(i.get("history", [])) == 1]
     for earlier, question in pairs:
         with_history = seed_assistant.ask(question, [Turn("user", earlier)])
