@@ -60,7 +60,7 @@ class IngestSummary:
         lines = [f"index {self.index_dir}: added {len(self.added)}, updated {len(self.updated)}, "
                  f"removed {len(self.removed)}, unchanged {self.unchanged}, skipped {len(self.skipped)}, "
                  f"failed {len(self.failed)}; {self.documents} documents, {self.chunks} chunks, "
-                 f"{self.embedded} texts embedded, {self.seconds:.1f} s"]
+                 f"{self.embedded} chunks embedded, {self.seconds:.1f} s"]
         lines += [f"  skipped: {s}" for s in self.skipped]
         lines += [f"  failed: {s}" for s in self.failed]
         lines += _capped([f"  duplicate: {a} = {b} (indexed once)" for a, b in sorted(self.duplicates.items())])
