@@ -216,3 +216,15 @@ def test_api_key_is_asked_for_and_kept(browser: Any, web_assistant: Assistant) -
         card = ask_on_page(page, question)
         assert card.locator(".answer-text .marker").count() >= 1
         context.close()
+
+
+def test_source_link_opens_the_span(browser: Any, web_url: str, web_assistant: Assistant) -> None:
+    """The link form Slack replies carry (`/?doc=ID&start=S&end=E`) opens that source, span highlighted."""
+    citation = api_answer(web_url, answered_questions(web_assistant)[0])["citations"][0]
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{web_url}/?doc={citation['doc_id']}&start={citation['start']}&end={citation['end']}")
+    page.wait_for_function("document.querySelector('#highlight') !== null")
+    assert page.text_content("#highlight") == citation["quote"]
+    assert page.text_content("#source-title") == citation["title"]
+    context.close()

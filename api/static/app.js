@@ -145,9 +145,9 @@ function renderAnswer(answer) {
   return card;
 }
 
-async function openSource(citation, button) {
+async function openSource(citation, button = null) {
   document.querySelectorAll(".marker.active").forEach((b) => b.classList.remove("active"));
-  button.classList.add("active");
+  if (button) button.classList.add("active");
   const panel = $("source");
   panel.hidden = false;
   $("source-title").textContent = citation.title;
@@ -203,6 +203,16 @@ async function showStatus() {
   }
 }
 
+// Links such as /?doc=ID&start=S&end=E (Slack's "View in sources") open that source and span.
+function openLinkedSource() {
+  const params = new URLSearchParams(window.location.search);
+  const docId = params.get("doc");
+  if (!docId) return;
+  const start = Number(params.get("start") || 0);
+  const end = Number(params.get("end") || start);
+  openSource({ doc_id: docId, start, end, n: "link", title: docId });
+}
+
 function setup() {
   $("ask-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -236,6 +246,7 @@ function setup() {
     $("api-key").value = "";
   });
   showStatus();
+  openLinkedSource();
 }
 
 document.addEventListener("DOMContentLoaded", setup);
