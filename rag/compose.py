@@ -137,13 +137,22 @@ def _short(p: Pick, a: QueryAnalysis, weights: dict[str, float] | None = None) -
     text = q.text
     if p.alt is not None:
         text = f"{q.text} ({p.alt.text})"  # the asked currency first, its twin from the same sentence after
-    if q.approx:
-        text = f"{q.approx} {text}"
+    approx = _approx(q, p.alt)
+    if approx:
+        text = f"{approx} {text}"
     if q.kind in ("month", "date", "year"):
         lead = _LEAD_WORD.search(p.sentence.text[max(0, q.start - 15):q.start])
         if lead and a.answer_type == "date":
             text = f"{lead.group(1)} {text}"
     return text
+
+
+def _approx(q: Quantity, alt: Quantity | None) -> str | None:
+    """The qualifier ("up to", "about") of a figure; a bracketed restatement takes that of the figure it
+    restates ("up to ¥10t ($68b)": the dollars are "up to" too)."""
+    if q.approx or alt is None or alt.start > q.start:
+        return q.approx
+    return alt.approx
 
 
 def _citation(n: int, s: Sentence, store: Any) -> Citation:

@@ -578,7 +578,8 @@ class Scorer:
     def figure_ok(self, s: Sentence, q: Quantity) -> bool:
         """The figure is of the kind and unit asked for, and is not a figure the question itself names."""
         a = self.a
-        if q.kind not in NUMERIC_KINDS.get(a.answer_type, ()):
+        change = "change" in a.qualifiers and q.kind == "percent" and a.unit is None
+        if q.kind not in NUMERIC_KINDS.get(a.answer_type, ()) and not change:
             return False
         if a.answer_type in ("money", "measure") and a.unit and q.unit != a.unit:
             return False
@@ -589,6 +590,24 @@ class Scorer:
         if a.rate_subject and not (set(a.rate_subject) & sentence_terms(s.text)):
             return False  # "what interest rate": a percentage of something else does not answer it
         return True
+
+    def change_bonus(self, text: str, q: Quantity) -> float:
+        """A growth question ("the growth in X") wants the change ("a 50% expansion", "up by 6%"), not the
+        level reached ("... to ¥3 trillion")."""
+        if "change" not in self.a.qualifiers:
+            return 0.0
+        if _CHANGE_AFTER.match(text, q.end) or _CHANGE_BEFORE.search(text[max(0, q.start - 30):q.start]):
+            return CHANGE_BONUS
+        return -CHANGE_BONUS if _LEVEL_BEFORE.search(text[max(0, q.start - 30):q.start]) else 0.0
+
+    def agent_ok(self, s: Sentence, q: Quantity) -> bool:
+        """For "how much did X invest / pay ...", X must be the figure's agent in the sentence: the subject of
+        a spending verb just before it ("X will invest 12 million"), its possessor ("X's 5 million
+        investment") or named after "by" ("a 5 million investment by X"). A sentence without X states
+        someone else's spending."""
+        low = s.text.lower()
+        return all(any(_agent_of(low, m.start(), m.end(), q) for f in g for m in whole_word(f).finditer(low))
+                   for g in self.a.agents)
 
     def _counts_asked(self, text: str, q: Quantity) -> bool:
         nouns = self.a.count_nouns
@@ -718,6 +737,30 @@ def _nearness(p: int, figure: Quantity, others: tuple[Quantity, ...], bounds: tu
     return by_distance
 
 
+CHANGE_BONUS = 0.12
+_CHANGE_AFTER = re.compile(r"\s*(?:[\w-]+\s+){0,2}?(?:growth|increase|rise|expansion|jump|surge|hike|gain|higher|"
+                           r"more|larger|bigger)\b", re.I)
+_CHANGE_BEFORE = re.compile(r"\b(?:by|up|increase of|rise of|growth of|expansion of|jump of)\s+(?:about|"
+                            r"approximately|around|roughly|some|nearly|almost)?\s*$", re.I)
+_LEVEL_BEFORE = re.compile(r"\b(?:to|reach(?:ed|ing|es)?|at)\s+(?:about|approximately|around|roughly|some|nearly|"
+                           r"almost|over)?\s*$", re.I)
+_AGENT_VERB = re.compile(r"(?:\s+[\w-]+){0,3}?\s+(?:\w+ly\s+)?(?:invest|spend|spent|pay|paid|contribut|lend|lent|"
+                         r"give|gave|provid|pledg|commit|put|pour)\w*\b", re.I)
+_BY_BEFORE = re.compile(r"\bby\s+(?:the\s+)?$")
+AGENT_REACH = 60  # characters between the agent's verb (or possessive) and its figure
+
+
+def _agent_of(low: str, start: int, end: int, q: Quantity) -> bool:
+    """Whether the name at low[start:end] is the agent of figure q: the subject of a spending verb with q
+    shortly after, q's possessor ("x's ... q"), or named after "by" shortly after q."""
+    verb = _AGENT_VERB.match(low, end)
+    if verb and 0 <= q.start - verb.end() <= AGENT_REACH:
+        return True
+    if low.startswith(("'s", "’s"), end) and 0 <= q.start - end <= AGENT_REACH:
+        return True
+    return _BY_BEFORE.search(low[max(0, start - 12):start]) is not None and 0 <= start - q.end <= AGENT_REACH
+
+
 def numeric_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit: float = 0.0) -> list[Pick]:
     """Every (sentence, figure) pair of the asked kind, scored."""
     picks: list[Pick] = []
@@ -732,14 +775,14 @@ def numeric_picks(scorer: Scorer, sentences: list[Sentence], store: Any, min_fit
                 "total" not in scorer.a.qualifiers and scorer.shared_with_others(s)):
             continue
         for i, q in enumerate(figs):
-            if not scorer.figure_ok(s, q) or not scorer.property_ok(s, q):
+            if not scorer.figure_ok(s, q) or not scorer.property_ok(s, q) or not scorer.agent_ok(s, q):
                 continue
             fit = scorer.coverage(s, q, figs)
             if fit < min_fit:
                 continue
             sig = scorer.signature(s, q)
             score = (0.4 * s.sim + 0.6 * fit + extra + scorer.qualifier_bonus(s, sig, meta.published)
-                     - 0.5 * displaced)
+                     + scorer.change_bonus(s.text, q) - 0.5 * displaced)
             alt = _alternate(s.text, figs, i)
             if scorer.a.unit is None and _is_parenthetical(s.text, figs, i):
                 score -= 0.03  # the converted amount in brackets is secondary when no unit is asked

@@ -28,7 +28,7 @@ class QueryAnalysis:
     question: str
     answer_type: str  # money|percent|count|year|date|measure|duration|person|organization|place|list|explanation
     unit: str | None  # ISO currency, "%", "nm", "count", "year", "date", ...
-    qualifiers: frozenset[str]  # annual, previous, cumulative, total, published, future
+    qualifiers: frozenset[str]  # annual, previous, cumulative, total, published, future, change
     years: tuple[tuple[str, int], ...]  # ("since", 2021), ("by", 2029), ("in", 2025)
     source_terms: tuple[str, ...]  # stems after "according to ..." (publisher, outlet)
     source_months: tuple[int, ...]  # months named as the source ("the November report")
@@ -46,6 +46,7 @@ class QueryAnalysis:
     slot: str | None = None  # the preposition the asked name follows: "send prototypes to?" -> "to"
     context: tuple[str, ...] = ()  # stems of a preamble before the interrogative sentence (weighted lower)
     descriptors: tuple[tuple[str, ...], ...] = ()  # entities used as "<Name>-led" modifiers of the subject
+    agents: tuple[tuple[str, ...], ...] = ()  # owners asked as the spender: "how much did X invest"
 
 
 # --- vocabularies (general language, never a particular corpus) -----------------------------------------
@@ -547,6 +548,23 @@ def _owners(text: str, entities: Sequence[tuple[str, ...]]) -> tuple[tuple[str, 
         for form in group for m in whole_word(form).finditer(low)))
 
 
+_SPEND_VERB = re.compile(r"\s+(?:[\w-]+\s+){0,2}?(?:invest|spend|spent|pay|paid|contribut|lend|lent|give|gave|"
+                         r"provid)\w*\b")
+# A growth question asks for the change ("the growth in X"), unless it asks for the level reached.
+_CHANGE_ASKED = re.compile(r"\b(?:growth|increase|rise|expansion|jump|surge|hike)\s+(?:in|of)\b", re.I)
+_LEVEL_ASKED = re.compile(r"\bto what (?:level|amount|size|total)\b|\bhow (?:big|large) (?:is|was|are|were)\b|"
+                          r"\b(?:grow|grew|rise|rose|increase[sd]?|expand(?:ed)?|climb(?:ed)?|jump(?:ed)?)\s+to\b",
+                          re.I)
+
+
+def _agents(text: str, owners: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """Owners the question makes the spender ("how much did X invest / pay / lend"): the figure must be
+    theirs as agent. Countries are left out: their government or ministries spend for them."""
+    low = text.lower()
+    return tuple(g for g in owners if not set(g) & _GENERIC_PLACES and any(
+        _SPEND_VERB.match(low, m.end()) for f in g for m in whole_word(f).finditer(low)))
+
+
 def _purpose(text: str) -> tuple[str, ...]:
     m = re.search(r"\b(?:spend|spent|spending|budget(?:ing|ed)?|allocat\w*|earmark\w*|set aside|put\w*|invest\w*|"
                   r"money|funding|funds?|subsid\w*|pay\w*|cost|grant\w*)\s+(?:\w+\s+){0,2}?(?:on|for|into|towards?)\s+"
@@ -688,6 +706,8 @@ def _analyze_sentence(text: str) -> QueryAnalysis:
     quals = {name for name, rx in _QUAL_PATTERNS.items() if rx.search(outside)}
     if _PUBLISHED.search(outside) and answer_type in ("date", "year"):
         quals.add("published")
+    if _CHANGE_ASKED.search(outside) and not _LEVEL_ASKED.search(outside):
+        quals.add("change")
     years = tuple((m.group(1).lower(), int(m.group(2))) for m in _YEAR_REL.finditer(text)) + tuple(
         ("since", int(m.group(1) or m.group(2))) for m in _CJK_SINCE_YEAR.finditer(text))
     source_terms: list[str] = []
@@ -706,6 +726,8 @@ def _analyze_sentence(text: str) -> QueryAnalysis:
     kana = tuple(g[0][5:] for g in entities if g[0].startswith("kana:"))
     entities = [g for g in entities if not g[0].startswith("kana:")]
     descriptors = _descriptors(text, entities) if lang == "en" else ()
+    owners = tuple(g for g in _owners(text, entities) if g not in descriptors) if (
+        answer_type in OWNED_TYPES and lang == "en") else ()
     modifier = _descriptor_terms(text, descriptors) if descriptors else set()
     context = tuple(t for t in terms if t in modifier)
     terms = [t for t in terms if t not in context]
@@ -717,8 +739,7 @@ def _analyze_sentence(text: str) -> QueryAnalysis:
         rate_subject=_rate_subject(outside) if answer_type == "percent" else (),
         purpose=_purpose(outside) if answer_type == "money" and lang == "en" else (),
         figures=tuple(q for q in figures), lang=lang,
-        owners=tuple(g for g in _owners(text, entities) if g not in descriptors)
-        if answer_type in OWNED_TYPES and lang == "en" else (),
+        owners=owners, agents=_agents(text, owners) if answer_type == "money" else (),
         properties=_properties(ascii_part + " " + " ".join(gloss_words), answer_type),
         slot=_slot(text) if answer_type in ENTITY_TYPES else None, context=context, descriptors=descriptors)
 

@@ -236,3 +236,19 @@ def test_hyphenated_modifier_is_a_descriptor_not_an_owner(question: str) -> None
 def test_a_name_used_plainly_is_no_descriptor() -> None:
     a = analyze("How much did Toyota invest in the Toyota-led association?")
     assert not a.descriptors and a.owners == (("toyota",),)
+
+
+def test_spender_is_the_agent_and_countries_are_exempt() -> None:
+    assert analyze("How much did Toyota invest in Rapidus?").agents == (("toyota",),)
+    assert not analyze("How much does Japan plan to spend on chips?").agents
+    assert not analyze("What is Toyota's budget?").agents  # an owner, not a spender
+
+
+@pytest.mark.parametrize(("question", "change"), [
+    ("What was the growth in the ministry's overall budget?", True),
+    ("What was the increase in the ferry fleet budget?", True),
+    ("How much did the ferry fleet budget grow to?", False),
+    ("How big was the increase in the budget to what level?", False),
+])
+def test_growth_question_asks_for_the_change(question: str, change: bool) -> None:
+    assert ("change" in analyze(question).qualifiers) == change
