@@ -43,6 +43,7 @@ test: setup browser lint
 eval-report: setup
 	$(BIN)/rag eval --report eval/reports
 	$(BIN)/rag eval --set eval/holdout.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout
+	$(BIN)/rag eval --set eval/holdout2.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout2
 
 bench: setup
 	$(BIN)/python bench/ingest.py
