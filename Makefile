@@ -53,4 +53,4 @@ bench: setup
 	$(BIN)/python bench/http_load.py
 
 clean:
-	rm -rf $(VENV) index/*/ index/manifest.json
+	rm -rf $(VENV) index/CURRENT index/.lock index/gen-* index/beir-* index/cache
