@@ -19,12 +19,12 @@ from rag.evidence import (
     gather,
     mentions,
     numeric_picks,
+    other_possessor,
     text_picks,
     word_positions,
 )
 from rag.figures import Quantity, extract_figures, figures_equal
-from rag.lexical import tokenize
-from rag.query import NUMERIC_TYPES, QueryAnalysis, analyze, canonical
+from rag.query import NUMERIC_TYPES, QueryAnalysis, analyze
 from rag.sentences import split_sentences
 from rag.types import Answer, Citation, Conflict, ConflictValue, FigureRef, Hit, Related
 
@@ -237,22 +237,6 @@ def _running_total(best: Pick, p: Pick, a: QueryAnalysis, store: Any) -> bool:
             and None not in dates and len(dates) == 2 and _names_subject(best, a) and _names_subject(p, a))
 
 
-_POSSESSOR = re.compile(r"\b([a-z][\w-]*)['’]s\s+((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
-_TIME_OWNERS = frozenset(tokenize("year years month week day quarter today yesterday season decade"))
-
-
-def _other_owner(p: Pick, a: QueryAnalysis) -> bool:
-    """The thing the question asks about belongs to someone the question does not name ("the alliance's
-    budget" for a question about the city budget): another quantity, not a differing report of the same."""
-    asked = set(a.terms) | {t for g in a.entities for f in g for t in tokenize(f)}
-    for m in _POSSESSOR.finditer(p.sentence.text):
-        owner = {canonical(t) for t in tokenize(m.group(1))}
-        owned = {canonical(t) for t in tokenize(m.group(2))}
-        if owner and owned & asked and not owner & (asked | _TIME_OWNERS):
-            return True
-    return False
-
-
 def _conflicts(best: Pick, picks: list[Pick], store: Any, min_score: float, a: QueryAnalysis) -> list[Pick]:
     """Other sources stating a different value for the same quantity (same unit, qualifiers, subject)."""
     q = best.figure
@@ -267,7 +251,7 @@ def _conflicts(best: Pick, picks: list[Pick], store: Any, min_score: float, a: Q
             if p.score < min_score or p.fit < RUNNING_FIT_SHARE * best.fit:
                 continue
         elif (p.score < max(min_score, best.score - max(CONFLICT_MARGIN, CONFLICT_SHARE * best.score))
-              or p.fit < CONFLICT_FIT_SHARE * best.fit or _other_owner(p, a)):
+              or p.fit < CONFLICT_FIT_SHARE * best.fit or other_possessor(p.sentence.text, a)):
             continue
         if set(p.signature) != set(best.signature):
             continue

@@ -35,6 +35,8 @@ _CUMULATIVE_CUE = re.compile(r"\b(?:already|so far|to date|thus far|in total|cum
                              r"have invested|has directed|has put)\b|累计|迄今|これまで|累計", re.I)
 _TOTAL_CUE = re.compile(r"\b(?:total|overall|combined|larger|entire|whole|aggregate|altogether)\b(?:\W+\w+){0,4}\W*$",
                         re.I)
+_TOTAL_NOUN = re.compile(r"\b(?:total|overall|combined|entire|whole|aggregate)\s+((?:[\w-]+\s+)?[\w-]+)", re.I)
+TOTAL_SUBJECT_BONUS = 0.08  # "the overall budget" for a total-budget question, over "combined support"
 _COUNT_SYNONYMS = [frozenset(tokenize("company companies firm firms corporation corporations business businesses "
                                       "enterprise enterprises member members")),
                    frozenset(tokenize("employee employees worker workers staff people person persons")),
@@ -446,7 +448,7 @@ class Scorer:
         ..."). Places and owners ("METI's budget") are exempt: an article about them often leaves them implied."""
         question = self.a.question.lower()
         groups = [g for g in self.a.entities if not set(g) & _PLACES and not any(f"{f}'s" in question for f in g)
-                  and g not in self.a.descriptors]
+                  and g not in self.a.descriptors and not framed(question, g)]
         if not groups:
             return True
         here = s.text.lower()
@@ -468,7 +470,8 @@ class Scorer:
             role = owner_mention(s.text, group)
             if role is False:
                 return False
-            if role is None and (not doc_owns(self.stats, s.doc_id, group) or self._other_place_owns(s, group)):
+            if role is None and (not doc_owns(self.stats, s.doc_id, group) or self._other_place_owns(s, group)
+                                 or other_possessor(s.text, self.a)):
                 return False
         return True
 
@@ -654,7 +657,7 @@ class Scorer:
         if "cumulative" in asked:
             bonus += 0.08 if "cumulative" in sig else -0.06
         if "total" in asked and "total" in sig:
-            bonus += 0.06
+            bonus += 0.06 + (TOTAL_SUBJECT_BONUS if self._total_of_subject(s.text) else 0.0)
         years_here = {int(q.value) if q.kind == "year" else int(q.value) // 10000
                       for q in sentence_figures(s.text) if q.kind in ("year", "date")}
         for rel, year in a.years:
@@ -663,6 +666,11 @@ class Scorer:
             elif rel in ("since", "by") or not (published and published.startswith(str(year))):
                 bonus -= 0.08
         return bonus
+
+    def _total_of_subject(self, text: str) -> bool:
+        """The sentence calls the asked thing itself total ("the overall budget"), not some other part of it
+        ("combined support"): a total question wants that figure over a sub-allocation."""
+        return any(canonical(t) in self.weights for m in _TOTAL_NOUN.finditer(text) for t in tokenize(m.group(1)))
 
     def anchor_bonus(self, s: Sentence) -> float:
         """The sentence restates a figure the question names ("of the $550 billion package")."""
@@ -683,6 +691,32 @@ class Scorer:
         if a.source_months and meta.published:
             bonus += 0.1 if int(meta.published[5:7]) in a.source_months else -0.1
         return bonus
+
+
+_FRAME_NOUNS = ("budget|budgets|effort|efforts|project|projects|initiative|initiatives|plan|plans|programme|"
+                "program|scheme|package|fund|deal|programs|programmes")
+
+
+def framed(low_question: str, group: tuple[str, ...]) -> bool:
+    """The question names the entity only as the frame of what it asks about ("the METI budget", "the ASRA
+    effort"): like an owner, an article about that frame often leaves the name implied in the answering line."""
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(f)}\s+(?:{_FRAME_NOUNS})\b", low_question) for f in group)
+
+
+_POSSESSOR = re.compile(r"\b([a-z][\w-]*)['’]s\s+((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
+_TIME_OWNERS = frozenset(tokenize("year years month week day quarter today yesterday season decade"))
+
+
+def other_possessor(text: str, a: QueryAnalysis) -> bool:
+    """The sentence gives what the question asks about to a possessor the question does not name
+    ("Europe's art market" for a question about Harbourton's market)."""
+    asked = set(a.terms) | {t for g in a.entities for f in g for t in tokenize(f)}
+    for m in _POSSESSOR.finditer(text):
+        owner = {canonical(t) for t in tokenize(m.group(1))}
+        owned = {canonical(t) for t in tokenize(m.group(2))}
+        if owner and owned & asked and not owner & (asked | _TIME_OWNERS):
+            return True
+    return False
 
 
 def mentions(low_text: str, group: tuple[str, ...]) -> bool:

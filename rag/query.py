@@ -103,7 +103,7 @@ _EN_AMOUNT_WORDS = re.compile(r"\bhow (?:much|big|large)\b|\bwhat (?:sum|amount|
 _CJK_AMOUNT_WORDS = re.compile(r"いくら|何円|何億|何兆|何ドル|金額|总额|総額|多少(?:钱|资金|日元|美元|预算|补贴|投资|经费|元)|"
                                r"多少亿|多大规模|规模")
 _PERCENT_WORDS = re.compile(r"\bpercent(?:age)?\b|%|％|\bcompound\b|"
-                            r"\bwhat (?:share|proportion|portion|fraction|rate|yield)\b|"
+                            r"\bwhat (?:share|proportion|portion|fraction|rate|yield|cut|stake)\b|\b(?:cut|stake|portion) of\b|"
                             r"\bgrowth rate\b|\bcagr\b|\binterest rate\b|\bshare of\b|\brate\b|百分|比例|比率|"
                             r"割合|何%|何％|何パーセント|率", re.I)
 _COUNT_EN = re.compile(r"\bhow many\b|\bnumber of\b|\bcount of\b", re.I)
@@ -123,7 +123,9 @@ _WHICH = re.compile(r"\b(?:which|what)\s+((?:[\w'-]+\s*){1,5})", re.I)
 _NOUN_STOP = _AUX | frozenset("to in of for on with from behind by at as that who which belong belongs make makes "
                               "stop stopped lead leads run runs own owns".split())
 _LIST_WORDS = re.compile(r"\b(?:list|name (?:the|all)|what are the|who are the|which are the)\b", re.I)
-_CJK_ORG = re.compile(r"哪家|哪个公司|哪些公司|どの企業|どの会社|どこの会社|どの組織")
+_NAME_THE = re.compile(r"\bname\s+the\s+", re.I)  # "name the X startup": X's noun decides one or many
+_CJK_ORG = re.compile(r"哪家|哪个公司|哪些公司|どの企業|どの会社|どこの会社|どの組織|"
+                      r"(?:機関|机构|機構|会社|企業|公司|銀行|银行|団体|团体)(?:は|が|是)?(?:どこ|哪里|哪个|哪家)")
 _CJK_PERSON = re.compile(r"谁|誰|哪位")
 
 _QUAL_PATTERNS = {
@@ -156,7 +158,7 @@ _NOT_ENTITY = frozenset(
     "the a an in on at of for by to and or what which who whom whose when where why how is are was were "
     "does do did has have had will would can could should may might besides apart since after before "
     "according converted roughly approximately about if by that this these those there it its their "
-    "and also but then so as from with into".split()) | set(_MONTHS)
+    "and also but then so as from with into name list tell give identify".split()) | set(_MONTHS)
 
 # Country and bloc names with their demonyms, capitals and short forms: one place said many ways.
 _PLACE_ALIASES = [
@@ -213,6 +215,8 @@ _GLOSSARY_RAW = """
 当地=local 地元=local 电池=battery 電池=battery 氢能=hydrogen 氢=hydrogen 水素=hydrogen 海港=harbour port
 良率=yield 歩留まり=yield 产能=capacity 生産能力=capacity 成员=members 会员=members 加盟=members
 交付=deliver 供应=supply 供給=supply 估值=valuation 价值=worth 価値=worth
+金融机构=financial institution 金融機関=financial institution 实施=implementation 実施=implementation
+安排=allocate パッケージ=package 一揽子=package 计划包=package
 学校=school 医院=hospital 病院=hospital 交通=transit 铁路=rail 鉄道=rail 公园=park 公園=park 住房=housing 住宅=housing
 """
 # Names often written in Chinese or Japanese characters in news (companies, places), with their Latin forms
@@ -224,7 +228,8 @@ _CJK_NAMES_RAW = """
 微软=Microsoft 谷歌=Google 亚马逊=Amazon 特斯拉=Tesla 高通=Qualcomm 阿斯麦=ASML 东京电子=Tokyo Electron
 東京エレクトロン=Tokyo Electron 北海道=Hokkaido 千岁=Chitose 千歳=Chitose 大阪=Osaka 九州=Kyushu 横滨=Yokohama
 横浜=Yokohama 名古屋=Nagoya 福冈=Fukuoka 福岡=Fukuoka 上海=Shanghai 深圳=Shenzhen 香港=Hong Kong 首尔=Seoul
-新竹=Hsinchu 亚利桑那=Arizona 德州=Texas 德克萨斯=Texas 加州=California 德累斯顿=Dresden 日经=Nikkei 日経=Nikkei
+经产省=METI|Ministry of Economy 経産省=METI|Ministry of Economy 经济产业省=METI|Ministry of Economy
+経済産業省=METI|Ministry of Economy 新竹=Hsinchu 亚利桑那=Arizona 德州=Texas 德克萨斯=Texas 加州=California 德累斯顿=Dresden 日经=Nikkei 日経=Nikkei
 """
 _CJK_NAMES: dict[str, tuple[str, ...]] = {}
 for _m in re.finditer(r"(\S+?)=([^=]+?)(?=\s+\S+=|\s*$)", _CJK_NAMES_RAW.strip()):
@@ -237,7 +242,7 @@ _GLOSS_KEYS = sorted(_GLOSSARY, key=len, reverse=True)
 _GLOSS_RE = re.compile("|".join(map(re.escape, _GLOSS_KEYS)))
 # CJK function words and question words that carry no content.
 _CURRENCY_CJK = re.compile(r"日元|日圆|美元|美金|米ドル|ドル|欧元|ユーロ|人民币|人民元|円|元")
-_CJK_FILLER = re.compile(r"一年|うち|[自已向年篇说的了吗呢吧是在和与及或将把被对于从到为由多少几哪什么怎样如何个家些这那其之也都还又就会能"
+_CJK_FILLER = re.compile(r"一年|うち|[自已向年篇说的了吗呢吧是在和与及或将把被对于从到为由里给系多少几哪什么怎样如何个家些这那其之也都还又就会能"
                          r"はがをにでともへやのかなだですますたりれるられるしてどれくらいいつ何どの誰こそあ、。？！・]+")
 
 _KANA = {
@@ -382,8 +387,8 @@ def _answer_type(text: str, outside: str, lang: str) -> tuple[str, str | None]:
         return ("money", currency) if money_terms & _MONEY_NOUNS else ("count", "count")
     if _WHOSE.search(outside):
         return "organization", None
-    which = _which_noun(outside)
-    if _LIST_WORDS.search(outside) or (which and which[1]):
+    which = _which_noun(_NAME_THE.sub("which ", outside))
+    if (_LIST_WORDS.search(outside) and not (which and _NAME_THE.search(outside))) or (which and which[1]):
         return "list", None
     if which:
         return which[0], None
@@ -393,10 +398,13 @@ def _answer_type(text: str, outside: str, lang: str) -> tuple[str, str | None]:
         if role and role.group(1) in _ORG_NOUNS:
             return "organization", None
         return "person", None
-    if _WHERE.search(outside):
-        return "place", None
     if _CJK_ORG.search(outside):
         return "organization", None
+    if _WHERE.search(outside):
+        return "place", None
+    cued = _cue_type(low, currency)
+    if cued:
+        return cued
     head = re.search(r"\b(?:what|which)\s+(?:\w+\s+)?(\w+)\s+(?:did|does|do|will|would|has|have|is|was)\b", low)
     if head and set(tokenize(head.group(1))) & _MONEY_NOUNS:
         return "money", currency
@@ -407,6 +415,22 @@ def _answer_type(text: str, outside: str, lang: str) -> tuple[str, str | None]:
                 r"aim|purpose|focus|hurdle|risk|problem|challenge)\b", low):
             return "money", currency
     return "explanation", None
+
+
+# Cue nouns naming a measured amount: a terse or wh-less question ("budget: amount earmarked for X?") that
+# uses one asks for a figure, never for an explanation.
+_MONEY_CUE = re.compile(r"\b(?:amount|sum|earmarked|allocated|set aside|funding|budgeted)\b")
+_SIZE_CUE = re.compile(r"\b(?:capacity|size|number|headcount)\b")
+_MONEY_SIZED = re.compile(r"\b(?:market|budget|economy|fund|package|deal|investment|industry)\b")
+
+
+def _cue_type(low: str, currency: str | None) -> tuple[str, str | None] | None:
+    """The numeric answer type a cue noun sets when no interrogative word did."""
+    if _MONEY_CUE.search(low):
+        return "money", currency
+    if _SIZE_CUE.search(low):
+        return ("money", currency) if _MONEY_SIZED.search(low) else ("count", "count")
+    return None
 
 
 _COUNT_STOP = _NOUN_STOP | frozenset("a an per each every work are comprise comprises consist consists "
@@ -495,9 +519,14 @@ _STATED_BY_PERCENT = frozenset(tokenize("rate share stake"))  # a percentage is 
 def _properties(text: str, answer_type: str) -> tuple[frozenset[str], ...]:
     """The measured properties the question asks for, each as the stems a stating sentence would use."""
     words = set(tokenize(text)) - (_STATED_BY_PERCENT if answer_type == "percent" else frozenset())
-    return tuple(said for asked, said in _PROPERTIES if asked & words)
+    sized = (_SIZED_STATED,) if _SIZED.search(text) else ()
+    return tuple(said for asked, said in _PROPERTIES if asked & words) + sized
 
 
+# "what size is X's market": the size of a market is stated with the word market (or industry, sector).
+_SIZED = re.compile(r"\bsize\b(?:\W+\w+){0,8}?\W+(?:market|economy|industry|sector)\b|"
+                    r"\b(?:market|economy|industry|sector)\s+size\b", re.I)
+_SIZED_STATED = frozenset(canonical(s) for s in tokenize("market markets economy industry sector"))
 _PROPERTY_STEMS = frozenset(s for asked, _ in _PROPERTIES for s in asked)
 _SLOT = re.compile(r"\b(to|from|with|for)\s+(?:which|whom|what)\b|\b(to|from|with|for)\s*[?？]?\s*$", re.I)
 
@@ -615,7 +644,7 @@ def _entities(text: str, lang: str) -> tuple[list[tuple[str, ...]], list[str]]:
             for kata in _KATAKANA.findall(rest):
                 found.append(("kana:" + kana_skeleton(kata),))
                 rest = rest.replace(kata, " ")
-            for piece in _CJK_FILLER.split(_HIRAGANA.sub(" ", rest)):
+            for piece in re.split(r"\s+|" + _CJK_FILLER.pattern, _HIRAGANA.sub(" ", rest)):
                 piece = piece.strip()
                 if len(piece) >= 2:
                     unknown.append(piece)

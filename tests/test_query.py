@@ -34,6 +34,15 @@ TYPES = [
     ("経済産業省の予算の総額はいくらですか？", "money", None),
     ("直接出資の割合は何%ですか？", "percent", "%"),
     ("従業員は何人ですか？", "count", "count"),
+    ("Library budget: amount earmarked for the reading room?", "money", None),
+    ("In the end, what cut of the fares does the operator keep?", "percent", "%"),
+    ("What monthly capacity is the bakery planning for its new oven?", "count", "count"),
+    ("What size is the city's bicycle market projected to reach?", "money", None),
+    ("What is the estimated bill for getting the ferry into volume service?", "money", None),
+    ("Name the Dutch firm that supplies the canteen.", "organization", None),
+    ("Name the bakeries that supply the canteen.", "list", None),
+    ("港口运营的金融机构是哪里？", "organization", None),
+    ("港口の運営を担う金融機関はどこですか？", "organization", None),
 ]
 
 
@@ -252,3 +261,18 @@ def test_spender_is_the_agent_and_countries_are_exempt() -> None:
 ])
 def test_growth_question_asks_for_the_change(question: str, change: bool) -> None:
     assert ("change" in analyze(question).qualifiers) == change
+
+
+def test_cjk_pieces_split_at_spaces_left_by_glossed_words() -> None:
+    """Glossed words removed from a CJK run leave gaps: the pieces around them are separate words, not one
+    long run taken for a name the sources must contain."""
+    a = analyze("经产省新年度预算里给Rapidus安排了多少钱？")
+    assert a.answer_type == "money"
+    assert all(" " not in u for u in a.unknown)
+    assert all(len(g) > 1 or " " not in g[0] for g in a.entities)
+
+
+def test_market_size_question_asks_for_the_market_property() -> None:
+    a = analyze("What size is Harbourton's own art market projected to reach by 2030?")
+    assert any("market" in said for said in a.properties)
+    assert not analyze("How much did Harbourton invest in the art market?").properties
