@@ -25,15 +25,15 @@ Run = dict[str, list[tuple[str, float]]]
 MODES = ("bm25", "dense", "hybrid")
 
 
-def _jsonl_objects(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a bad line raises ReadError naming file and line."""
+def load_queries(path: Path) -> dict[str, str]:
+    """Query id -> text; a bad line raises ReadError naming file and line."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
         raise ReadError(f"missing BEIR file: {path}") from exc
     except UnicodeDecodeError as exc:
         raise ReadError(f"{path}: not UTF-8 text ({exc})") from exc
-    out = []
+    queries = {}
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -43,16 +43,12 @@ def _jsonl_objects(path: Path, required: Sequence[str]) -> list[tuple[int, dict[
             raise ReadError(f"{path}:{lineno}: malformed JSON line ({exc.msg} at column {exc.colno})") from exc
         if not isinstance(obj, dict):
             raise ReadError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        for key in required:
+        for key in ("_id", "text"):
             value = obj.get(key)
             if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
                 raise ReadError(f"{path}:{lineno}: missing or empty '{key}'")
-        out.append((lineno, obj))
-    return out
-
-
-def load_queries(path: Path) -> dict[str, str]:
-    return {str(o["_id"]): str(o["text"]) for _, o in _jsonl_objects(path, ("_id", "text"))}
+        queries[str(obj["_id"])] = str(obj["text"])
+    return queries
 
 
 def load_qrels(path: Path) -> Qrels:

@@ -129,6 +129,8 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
     summary = IngestSummary(index_dir=index_dir)
     read = read_paths(list(paths))
     summary.skipped, summary.failed = list(read.skipped), list(read.failed)
+    if not read.documents:  # never replace an index with an empty one
+        raise BadIndexError(f"nothing to index: no readable documents under {', '.join(map(str, paths))}")
     config = config_of(settings)
     with write_lock(index_dir):
         prev = None if rebuild else read_manifest(index_dir)
@@ -226,7 +228,5 @@ def _assemble(docs: list[Document], prev_docs: dict[str, Any], settings: Setting
                                  "chunks": per_doc.get(d.doc_id, 0), "source_file": d.meta.source_file}
                       for d in docs},
     }
-    if embedder is None and old is None and not docs:
-        raise BadIndexError("nothing to index: no readable documents were found")
     return IndexData(manifest, documents, chunks, vectors, sentence_rows,
                      sent_vecs if settings.index_sentences else None)
