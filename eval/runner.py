@@ -45,9 +45,7 @@ class InProcessTarget:
         return None if doc is None else doc.text
 
     def ranked_docs(self, item: EvalItem, answer: dict[str, Any], k: int) -> list[str]:
-        from rag.query import resolve_followup
-
-        query = resolve_followup(item.question.strip(), self._turns(item)) if item.history else item.question
+        query = self.assistant.composer.analyse(item.question.strip(), self._turns(item)).english
         hits = self.assistant.search(query, k=max(10, 3 * k))
         return list(dict.fromkeys(h.chunk.doc_id for h in hits))
 

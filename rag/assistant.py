@@ -10,12 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from rag.compose import compose
+from rag.composer import Composer
 from rag.config import Settings
 from rag.embedding import Embedder, get_embedder
 from rag.errors import QuestionError
 from rag.index import IndexStore, check_compatible, read_manifest
-from rag.query import expand_for_retrieval, resolve_followup
 from rag.retrieval import Retriever
 from rag.types import Answer, Filters, Hit, Turn
 
@@ -56,6 +55,7 @@ class Assistant:
         self.store = store
         self.embedder = embedder
         self.retriever = Retriever(store, embedder, settings)
+        self.composer = Composer(settings, store)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, build: bool = True,
@@ -88,23 +88,24 @@ class Assistant:
         return self.retriever.search(query, k=k, filters=filters, mode=mode)
 
     def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
-            filters: Filters | None = None) -> Answer:
-        """A cited answer, or an abstention with related passages; QuestionError for unaskable input."""
+            filters: Filters | None = None, explain: bool = False) -> Answer:
+        """A cited answer, or a refusal with the closest passages; QuestionError for unaskable input. An
+        exception while composing propagates: a crash is an error, never a refusal."""
         t0 = time.perf_counter()
         text = validate_question(question, self.settings.max_question_chars)
         k = top_k or self.settings.top_k
         if not 1 <= k <= self.settings.max_top_k:
             raise QuestionError(f"top_k must be between 1 and {self.settings.max_top_k}")
-        standalone = resolve_followup(text, history)
-        search_text = expand_for_retrieval(standalone)
-        query_vector = self.embedder.embed_query(search_text)
-        hits = self.retriever.search(search_text, k=k, filters=filters, query_vector=query_vector)
+        q = self.composer.analyse(text, history)
         t1 = time.perf_counter()
-        answer = compose(standalone, hits, self.store, query_vector, self.settings)
+        query_vector = self.embedder.embed_query(q.english)
+        hits = self.retriever.search(q.english, k=k, filters=filters, query_vector=query_vector)
         t2 = time.perf_counter()
+        answer = self.composer.compose(q, hits, query_vector, explain=explain)
+        t3 = time.perf_counter()
         answer.question = text
-        answer.timings_ms = {"retrieve": round((t1 - t0) * 1000, 3), "compose": round((t2 - t1) * 1000, 3),
-                             "total": round((t2 - t0) * 1000, 3)}
+        answer.timings_ms = {"analyse": round((t1 - t0) * 1000, 3), "retrieve": round((t2 - t1) * 1000, 3),
+                             "compose": round((t3 - t2) * 1000, 3), "total": round((t3 - t0) * 1000, 3)}
         return answer
 
     def hit_dict(self, hit: Hit) -> dict[str, Any]:

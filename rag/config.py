@@ -50,10 +50,7 @@ class Settings(BaseSettings):
     dense_weight: float = 0.5
     candidates: int = 100
 
-    # Composer
-    min_evidence_score: float = 0.20
-    min_term_coverage: float = 0.18
-    max_quotes: int = 2
+    # Composer: its fitted weights and thresholds are rag/composer/model.json (eval/fit_composer.py)
 
     # HTTP service
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("RAG_HOST", "HOST"))

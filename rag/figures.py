@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-__all__ = ["Quantity", "extract_figures", "figures_equal", "normalize_unit", "format_value"]
+__all__ = ["Quantity", "currency_of", "extract_figures", "figures_equal", "normalize_unit", "format_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +175,11 @@ def _currency(token: str | None) -> str | None:
         if rx.match(t):
             return code
     return None
+
+
+def currency_of(word: str) -> str | None:
+    """The ISO code a currency word or symbol names ("yen", "dollars", "$", "円"), or None."""
+    return _currency(word)
 
 
 def _scale(token: str | None) -> Decimal:

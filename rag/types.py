@@ -137,6 +137,8 @@ class Answer:
     conflicts: list[Conflict] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0  # calibrated probability that the answer (or the refusal) is right
+    trace: dict[str, Any] | None = None  # with explain: the features and decisions behind the answer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,211 @@
+"""Decisions: score the evidence sentences and their candidates with the fitted model, then answer with a
+span, with sentences, with a summary, or refuse; every decision is recorded with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.composer.candidates import Candidate, candidates
+from rag.composer.evidence import Sentence
+from rag.composer.features import candidate_features, coverage, matched_tokens, sentence_features
+from rag.composer.model import ComposerModel
+from rag.composer.question import Question
+from rag.figures import figures_equal
+
+
+@dataclass(slots=True)
+class ScoredSentence:
+    sentence: Sentence
+    features: dict[str, float]
+    logit: float
+    prob: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ScoredCandidate:
+    candidate: Candidate
+    sentence: ScoredSentence
+    features: dict[str, float]
+    prob: float
+
+
+@dataclass(slots=True)
+class Decision:
+    kind: str  # span | sentences | summary | published | refuse
+    reason: str
+    confidence: float
+    best: ScoredCandidate | None = None
+    sentences: list[ScoredSentence] = field(default_factory=list)
+    conflicts: list[ScoredCandidate] = field(default_factory=list)
+    ranked: list[ScoredSentence] = field(default_factory=list)
+    spans: list[ScoredCandidate] = field(default_factory=list)
+    support: list[ScoredSentence] = field(default_factory=list)  # a further passage cited beside the answer
+
+
+def score_sentences(q: Question, sentences: list[Sentence], model: ComposerModel) -> list[ScoredSentence]:
+    """Every sentence with its features and probability of holding the answer, best first."""
+    out = []
+    for s in sentences:
+        cands = candidates(s)
+        available = max((float(c.label in q.expected) for c in cands), default=0.0) if q.expected else 0.0
+        f = sentence_features(q, s, available)
+        out.append(ScoredSentence(s, f, model.sentence.logit(f), model.sentence.prob(f), cands))
+    out.sort(key=lambda x: -x.logit)
+    return out
+
+
+def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredCandidate]:
+    out = []
+    for ss in ranked[:model.evidence_sentences]:
+        matched = matched_tokens(q, ss.sentence)
+        for c in ss.candidates:
+            f = candidate_features(q, ss.sentence, c, matched, ss.logit)
+            out.append(ScoredCandidate(c, ss, f, model.candidate.prob(f)))
+    out.sort(key=lambda x: -x.prob)
+    return out
+
+
+def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: ComposerModel) -> list[ScoredCandidate]:
+    """Other sources' figures of the same kind and unit, nearly as likely, with another value."""
+    q = best.candidate.figure
+    if q is None:
+        return []
+    out: list[ScoredCandidate] = []
+    docs = {best.sentence.sentence.doc_id}
+    for sc in spans[1:]:
+        f = sc.candidate.figure
+        doc = sc.sentence.sentence.doc_id
+        if f is None or doc in docs or f.kind != q.kind or f.unit != q.unit or f.kind == "month":
+            continue
+        if model.confidence(sc.prob) < max(model.answer_threshold, model.conflict_share * model.confidence(best.prob)):
+            continue
+        docs.add(doc)
+        if not figures_equal(f.value, f.unit, q.value, q.unit) and not any(
+                o.candidate.figure and figures_equal(f.value, f.unit, o.candidate.figure.value, f.unit) for o in out):
+            out.append(sc)
+    return out[:3]
+
+
+def _descriptive(ranked: list[ScoredSentence], model: ComposerModel) -> Decision:
+    if not ranked or ranked[0].prob < model.sentences_threshold:
+        best = ranked[0].prob if ranked else 0.0
+        return Decision("refuse", f"best sentence {best:.2f} < {model.sentences_threshold:.2f}", best,
+                        ranked=ranked)
+    top = ranked[0]
+    more = [s for s in ranked[1:] if s.sentence.doc_id == top.sentence.doc_id
+            and s.prob >= top.prob - model.more_sentences_margin][:2]
+    chosen = sorted([top, *more], key=lambda s: s.sentence.start)
+    return Decision("sentences", "descriptive question: best sentences", top.prob, sentences=chosen, ranked=ranked)
+
+
+def _publication(ranked: list[ScoredSentence], model: ComposerModel, store: Any) -> Decision:
+    """The article the question describes (its best sentence's) and its publication date from the metadata."""
+    for ss in ranked[:model.evidence_sentences]:
+        if ss.prob < model.sentences_threshold:
+            break
+        if store.documents[ss.sentence.doc_id].meta.published:
+            return Decision("published", "the article the question describes, dated by its metadata", ss.prob,
+                            sentences=[ss], ranked=ranked)
+    return Decision("refuse", "no dated article matches the question well enough", ranked[0].prob, ranked=ranked)
+
+
+def _summary(q: Question, store: Any, model: ComposerModel) -> Decision:
+    """The article whose title best covers what the question names, summarised by its most central sentences."""
+    target = q.summary_of or ""
+    words = {w.lower().strip(".,'\"") for w in target.split()} - {"the", "a", "an", "article", "story", "report"}
+    best_doc, best = None, 0.0
+    for doc in store.documents.values():
+        title = {w.lower().strip(".,'\"") for w in (doc.meta.title or "").split()}
+        pub = {w.lower() for w in (doc.meta.publisher or "").split()}
+        score = len(words & (title | pub)) / len(words) if words else 0.0
+        if score > best:
+            best_doc, best = doc, score
+    if best_doc is None or best < 0.5:
+        return Decision("refuse", f"no article title matches {target!r}", best)
+    rows = [c for c in store.chunks if c.doc_id == best_doc.doc_id]
+    seen: dict[int, tuple[Sentence, np.ndarray]] = {}
+    for chunk in rows:
+        vecs = store.sentence_vectors(chunk)
+        parses = store.sentence_parses(chunk)
+        if vecs is None or parses is None:
+            continue
+        for span, v, p in zip(chunk.sentences, vecs, parses, strict=True):
+            if span.start not in seen and len(p.tokens) >= 6:
+                seen[span.start] = (Sentence(chunk.doc_id, span.start, span.end, p.text, 0.0, 1, p, frozenset()), v)
+    if not seen:
+        return Decision("refuse", "the article has no sentences to summarise", best)
+    mat = np.stack([v for _, v in seen.values()])
+    centre = mat.mean(axis=0)
+    central = mat @ centre
+    order = np.argsort(-central)[:3]
+    items = list(seen.values())
+    chosen = sorted((items[i][0] for i in order), key=lambda s: s.start)
+    scored = [ScoredSentence(s, {"centrality": float(central[i])}, 0.0, best) for s, i in zip(chosen, sorted(order), strict=True)]
+    return Decision("summary", f"summary of {best_doc.meta.title!r} (title match {best:.2f})", best, sentences=scored)
+
+
+def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: Any) -> Decision:
+    if q.summary_of is not None:
+        return _summary(q, store, model)
+    ranked = score_sentences(q, sentences, model)
+    if not ranked:
+        return Decision("refuse", "no evidence sentences retrieved", 0.0)
+    if q.publication:
+        return _publication(ranked, model, store)
+    if q.descriptive:
+        return _descriptive(ranked, model)
+    spans = score_candidates(q, ranked, model)
+    if not spans:
+        return Decision("refuse", "no candidate spans in the best sentences", 0.0, ranked=ranked)
+    best = spans[0]
+    confidence = model.confidence(best.prob)
+    if confidence < model.answer_threshold:
+        return Decision("refuse", f"confidence {confidence:.2f} < {model.answer_threshold:.2f}", confidence,
+                        ranked=ranked, spans=spans)
+    if q.names and best.sentence.features["names_met"] == 0.0:
+        return Decision("refuse", "the best sentence names none of the question's names", confidence,
+                        ranked=ranked, spans=spans)
+    conflicts = _conflicts(best, spans, model)
+    support = [] if conflicts else _support(best, ranked, confidence, model)
+    return Decision("span", "best candidate", confidence, best=best, conflicts=conflicts, ranked=ranked, spans=spans,
+                    support=support)
+
+
+def _support(best: ScoredCandidate, ranked: list[ScoredSentence], confidence: float,
+             model: ComposerModel) -> list[ScoredSentence]:
+    """The next best sentence, cited too when it repeats the answer or when the answer is uncertain."""
+    others = [ss for ss in ranked[:model.evidence_sentences] if ss is not best.sentence]
+    if not others:
+        return []
+    nxt = others[0]
+    repeats = best.candidate.text.lower() in nxt.sentence.text.lower()
+    return [nxt] if repeats or confidence < model.support_below else []
+
+
+def trace(q: Question, d: Decision, most: int = 5) -> dict[str, Any]:
+    """Why the answer was chosen or refused: the analysis, the best sentences and spans with their features."""
+    def sent(ss: ScoredSentence) -> dict[str, Any]:
+        return {"doc_id": ss.sentence.doc_id, "start": ss.sentence.start, "text": ss.sentence.text,
+                "prob": round(ss.prob, 4), "features": {k: round(v, 4) for k, v in ss.features.items()}}
+
+    def span(sc: ScoredCandidate) -> dict[str, Any]:
+        return {"text": sc.candidate.text, "label": sc.candidate.label, "kind": sc.candidate.kind,
+                "prob": round(sc.prob, 4), "features": {k: round(v, 4) for k, v in sc.features.items()},
+                "doc_id": sc.sentence.sentence.doc_id}
+
+    return {
+        "question": {"english": q.english, "lang": q.lang, "wh": q.wh, "focus": q.focus, "expected": list(q.expected),
+                     "unit": q.unit, "names": list(q.names), "numbers": list(q.numbers),
+                     "descriptive": q.descriptive, "summary_of": q.summary_of,
+                     "terms": {k: round(v, 3) for k, v in q.terms.items()}},
+        "decision": {"kind": d.kind, "reason": d.reason, "confidence": round(d.confidence, 4)},
+        "sentences": [sent(s) for s in d.ranked[:most]],
+        "candidates": [span(s) for s in d.spans[:most]],
+    }
+
+
+__all__ = ["Decision", "ScoredCandidate", "ScoredSentence", "coverage", "decide", "trace"]

@@ -1,0 +1,213 @@
+"""Named features of a sentence and of an answer candidate, each a small function of hand-checkable inputs.
+Their weights are fitted (eval/fit_composer.py) and live in model.json, never here."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rag.composer.candidates import Candidate
+from rag.composer.evidence import Sentence
+from rag.composer.question import Question
+
+SENTENCE_FEATURES = ("dense", "coverage", "coverage_context", "bigrams", "rank", "names_met", "numbers_met",
+                     "type_available", "repeats_question")
+CANDIDATE_FEATURES = ("sentence", "type_first", "type_expected", "type_unexpected", "unit_ok", "unit_clash",
+                      "in_question", "surface_near", "syntax_near", "head_asked", "wh_head_match", "window_coverage",
+                      "focus_near", "length",
+                      "is_entity", "is_chunk", "is_figure")
+
+
+# --- sentence features ------------------------------------------------------------------------------------
+
+def coverage(q: Question, words: frozenset[str]) -> float:
+    """IDF-weighted share of the question's content lemmas found among `words`."""
+    total = sum(q.terms.values())
+    return sum(w for t, w in q.terms.items() if t in words) / total if total else 0.0
+
+
+def bigrams(q: Question, s: Sentence) -> float:
+    """Share of the question's adjacent content-lemma pairs that stand within two tokens in the sentence."""
+    toks = [t.lemma for t in (q.parsed.tokens if q.parsed else ()) if t.lemma in q.terms]
+    pairs = list(zip(toks, toks[1:], strict=False))
+    if not pairs:
+        return 0.0
+    pos: dict[str, list[int]] = {}
+    for t in s.parse.tokens:
+        pos.setdefault(t.lemma, []).append(t.i)
+    hit = sum(1 for a, b in pairs if any(abs(i - j) <= 2 for i in pos.get(a, ()) for j in pos.get(b, ())))
+    return hit / len(pairs)
+
+
+def names_met(q: Question, s: Sentence) -> float:
+    """Share of the question's names mentioned in the sentence or beside it (neighbours, title)."""
+    if not q.names:
+        return 1.0
+    low = s.text.lower()
+    return sum(1 for n in q.names if n in low or set(n.split()) <= s.context) / len(q.names)
+
+
+def numbers_met(q: Question, s: Sentence) -> float:
+    if not q.numbers:
+        return 1.0
+    return sum(1 for n in q.numbers if n in s.text or n in s.context) / len(q.numbers)
+
+
+def repeats_question(q: Question, s: Sentence) -> float:
+    """1 when the sentence is (nearly) the question itself: it cannot answer it."""
+    words = {t.lemma for t in s.parse.tokens if not t.is_stop and t.pos != "PUNCT"}
+    return 1.0 if words and words <= set(q.terms) else 0.0
+
+
+def sentence_features(q: Question, s: Sentence, type_available: float) -> dict[str, float]:
+    return {
+        "dense": s.sim,
+        "coverage": coverage(q, s.lemmas),
+        "coverage_context": coverage(q, s.lemmas | s.context),
+        "bigrams": bigrams(q, s),
+        "rank": 1.0 / s.rank,
+        "names_met": names_met(q, s),
+        "numbers_met": numbers_met(q, s),
+        "type_available": type_available,
+        "repeats_question": repeats_question(q, s),
+    }
+
+
+# --- candidate features -----------------------------------------------------------------------------------
+
+def matched_tokens(q: Question, s: Sentence) -> list[int]:
+    """Tokens of the sentence whose lemma is a content lemma of the question."""
+    return [t.i for t in s.parse.tokens if t.lemma in q.terms]
+
+
+def type_scores(q: Question, c: Candidate) -> tuple[float, float, float]:
+    """(first expected label, any expected label, a label the question does not expect)."""
+    if not q.expected:
+        return 0.0, 0.0, 0.0
+    first = float(c.label == q.expected[0])
+    anyone = float(c.label in q.expected)
+    return first, anyone, float(not anyone)
+
+
+def unit_scores(q: Question, c: Candidate) -> tuple[float, float]:
+    if q.unit is None or c.figure is None:
+        return 0.0, 0.0
+    ok = c.figure.unit == q.unit
+    return float(ok), float(not ok)
+
+
+def in_question(q: Question, s: Sentence, c: Candidate) -> float:
+    """Share of the candidate's content tokens that the question already says."""
+    toks = [t for t in s.parse.tokens[c.tok_start:c.tok_end] if not t.is_stop and t.pos != "PUNCT"]
+    if not toks:
+        return 1.0
+    asked = set(q.terms) | {n for name in q.names for n in name.split()}
+    return sum(1 for t in toks if t.lemma in asked or t.text.lower() in asked) / len(toks)
+
+
+def surface_near(c: Candidate, matched: list[int]) -> float:
+    """1 / (1 + token gap) to the closest question word outside the candidate; 0 with none."""
+    gaps = [c.tok_start - i if i < c.tok_start else i - c.tok_end + 1 for i in matched
+            if not c.tok_start <= i < c.tok_end]
+    return 1.0 / (1 + min(gaps)) if gaps else 0.0
+
+
+def _graph(s: Sentence) -> dict[int, list[int]]:
+    g: dict[int, list[int]] = {t.i: [] for t in s.parse.tokens}
+    for t in s.parse.tokens:
+        if t.head != t.i:
+            g[t.i].append(t.head)
+            g[t.head].append(t.i)
+    return g
+
+
+def syntax_near(s: Sentence, c: Candidate, matched: list[int]) -> float:
+    """1 / (1 + dependency path length) from the candidate to the closest question word outside it."""
+    targets = {i for i in matched if not c.tok_start <= i < c.tok_end}
+    if not targets:
+        return 0.0
+    g = _graph(s)
+    seen = set(range(c.tok_start, c.tok_end))
+    frontier = deque((i, 0) for i in seen)
+    while frontier:
+        node, d = frontier.popleft()
+        if node in targets:
+            return 1.0 / (1 + d)
+        for nb in g.get(node, ()):
+            if nb not in seen:
+                seen.add(nb)
+                frontier.append((nb, d + 1))
+    return 0.0
+
+
+def _root(s: Sentence, c: Candidate) -> int:
+    toks = s.parse.tokens
+    for i in range(c.tok_start, c.tok_end):
+        if not c.tok_start <= toks[i].head < c.tok_end or toks[i].head == i:
+            return i
+    return c.tok_start
+
+
+def head_asked(q: Question, s: Sentence, c: Candidate) -> float:
+    """The word the candidate hangs on (through a preposition) is a word of the question: "founded in 1922"."""
+    head = s.parse.tokens[_hang(s, c)]
+    return float(head.lemma in q.terms and not c.tok_start <= head.i < c.tok_end)
+
+
+def _hang(s: Sentence, c: Candidate) -> int:
+    toks = s.parse.tokens
+    head = toks[toks[_root(s, c)].head]
+    if head.pos == "ADP" and head.head != head.i:
+        head = toks[head.head]
+    return head.i
+
+
+def wh_head_match(q: Question, s: Sentence, c: Candidate) -> float:
+    """The candidate hangs on the same word the question's wh-phrase hangs on ("Who founded" ~ "founded by X")."""
+    if not q.wh_head:
+        return 0.0
+    h = s.parse.tokens[_hang(s, c)]
+    return float(h.lemma == q.wh_head and not c.tok_start <= h.i < c.tok_end)
+
+
+def window_coverage(q: Question, s: Sentence, c: Candidate, width: int = 6) -> float:
+    """IDF-weighted share of the question's words within `width` tokens either side of the candidate."""
+    toks = s.parse.tokens
+    near = {t.lemma for t in toks[max(0, c.tok_start - width):c.tok_start]} | {
+        t.lemma for t in toks[c.tok_end:c.tok_end + width]}
+    return coverage(q, frozenset(near))
+
+
+def focus_near(q: Question, s: Sentence, c: Candidate) -> float:
+    """The question's focus noun is in the candidate or one dependency link from it ("the team, X")."""
+    if not q.focus:
+        return 0.0
+    toks = s.parse.tokens
+    inside = any(t.lemma == q.focus for t in toks[c.tok_start:c.tok_end])
+    root = toks[_root(s, c)]
+    linked = toks[root.head].lemma == q.focus or any(t.head == root.i and t.lemma == q.focus for t in toks)
+    return float(inside or linked)
+
+
+def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int],
+                       sentence_score: float) -> dict[str, float]:
+    first, expected, unexpected = type_scores(q, c)
+    unit_ok, unit_clash = unit_scores(q, c)
+    return {
+        "sentence": sentence_score,
+        "type_first": first,
+        "type_expected": expected,
+        "type_unexpected": unexpected,
+        "unit_ok": unit_ok,
+        "unit_clash": unit_clash,
+        "in_question": in_question(q, s, c),
+        "surface_near": surface_near(c, matched),
+        "syntax_near": syntax_near(s, c, matched),
+        "head_asked": head_asked(q, s, c),
+        "wh_head_match": wh_head_match(q, s, c),
+        "window_coverage": window_coverage(q, s, c),
+        "focus_near": focus_near(q, s, c),
+        "length": min(c.tok_end - c.tok_start, 10) / 10,
+        "is_entity": float(c.kind == "entity"),
+        "is_chunk": float(c.kind == "chunk"),
+        "is_figure": float(c.kind == "figure"),
+    }

@@ -1,0 +1,200 @@
+"""Each composer feature and decision rule alone, on hand-built annotated sentences: no model is loaded."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.annotate import AnnotationTable, Parsed, Phrase, Token
+from rag.composer.candidates import candidates
+from rag.composer.decide import decide
+from rag.composer.evidence import Sentence
+from rag.composer.features import (
+    bigrams,
+    candidate_features,
+    coverage,
+    focus_near,
+    head_asked,
+    in_question,
+    matched_tokens,
+    names_met,
+    repeats_question,
+    surface_near,
+    syntax_near,
+    type_scores,
+    unit_scores,
+)
+from rag.composer.model import ComposerModel
+from rag.composer.question import Question, kana_skeleton, latin_skeleton
+
+STOP = {"the", "a", "in", "of", "to", "by", "was", "is", "and", "for"}
+
+
+def parsed(rows: list[tuple[str, str, str, str, int, str]], ents: list[tuple[int, int, str]] = (),
+           chunks: list[tuple[int, int]] = ()) -> Parsed:
+    """A sentence from (text, lemma, pos, dep, head, entity label) rows, tokens joined by single spaces."""
+    tokens, pos = [], 0
+    for i, (text, lemma, upos, dep, head, ent) in enumerate(rows):
+        iob = 0 if not ent else (1 if i == 0 or rows[i - 1][5] != ent else 2)
+        tokens.append(Token(i, pos, pos + len(text), text, lemma, upos, "", dep, head, ent, iob,
+                            lemma in STOP))
+        pos += len(text) + 1
+    text = " ".join(r[0] for r in rows)
+    return Parsed(text, tuple(tokens), tuple(Phrase(a, b, lab) for a, b, lab in ents),
+                  tuple(Phrase(a, b, "NP") for a, b in chunks))
+
+
+# "The company was founded in 1922 by John Smith ."
+FOUNDED = parsed([
+    ("The", "the", "DET", "det", 1, ""), ("company", "company", "NOUN", "nsubjpass", 3, ""),
+    ("was", "be", "AUX", "auxpass", 3, ""), ("founded", "found", "VERB", "ROOT", 3, ""),
+    ("in", "in", "ADP", "prep", 3, ""), ("1922", "1922", "NUM", "pobj", 4, "DATE"),
+    ("by", "by", "ADP", "agent", 3, ""), ("John", "john", "PROPN", "compound", 8, "PERSON"),
+    ("Smith", "smith", "PROPN", "pobj", 6, "PERSON"), (".", ".", "PUNCT", "punct", 3, ""),
+], ents=[(5, 6, "DATE"), (7, 9, "PERSON")], chunks=[(0, 2), (7, 9)])
+
+
+def sentence(p: Parsed, sim: float = 0.5, rank: int = 1, context: frozenset[str] = frozenset()) -> Sentence:
+    return Sentence("doc", 0, len(p.text), p.text, sim, rank, p, context)
+
+
+def question(terms: dict[str, float], expected: tuple[str, ...] = (), wh: str = "when", focus: str | None = None,
+             unit: str | None = None, names: tuple[str, ...] = (), descriptive: bool = False) -> Question:
+    return Question(text="q", english="q", lang="en", wh=wh, focus=focus, expected=expected, unit=unit,
+                    terms=terms, names=names, descriptive=descriptive)
+
+
+def cand(s: Sentence, text: str):
+    return next(c for c in candidates(s) if c.text == text)
+
+
+def test_coverage_weights_words_by_idf() -> None:
+    q = question({"found": 3.0, "company": 1.0, "capital": 4.0})
+    assert coverage(q, frozenset({"found", "company"})) == pytest.approx(4 / 8)
+    assert coverage(q, frozenset()) == 0.0
+
+
+def test_bigrams_count_adjacent_question_words_near_each_other() -> None:
+    qp = Question("q", "q", "en", "who", None, (), None, {"john": 1.0, "smith": 1.0},
+                  parsed=parsed([("John", "john", "PROPN", "compound", 1, ""), ("Smith", "smith", "PROPN", "ROOT", 1, "")]))
+    assert bigrams(qp, sentence(FOUNDED)) == 1.0
+    far = Question("q", "q", "en", "who", None, (), None, {"company": 1.0, "smith": 1.0},
+                   parsed=parsed([("company", "company", "NOUN", "ROOT", 0, ""), ("Smith", "smith", "PROPN", "dobj", 0, "")]))
+    assert bigrams(far, sentence(FOUNDED)) == 0.0
+
+
+def test_names_met_in_sentence_or_context() -> None:
+    s = sentence(FOUNDED, context=frozenset({"acme"}))
+    assert names_met(question({}, names=("john smith",)), s) == 1.0
+    assert names_met(question({}, names=("acme",)), s) == 1.0
+    assert names_met(question({}, names=("mary jones",)), s) == 0.0
+
+
+def test_repeats_question_flags_a_sentence_with_nothing_new() -> None:
+    p = parsed([("company", "company", "NOUN", "nsubj", 1, ""), ("founded", "found", "VERB", "ROOT", 1, "")])
+    assert repeats_question(question({"company": 1, "found": 1}), sentence(p)) == 1.0
+    assert repeats_question(question({"company": 1}), sentence(FOUNDED)) == 0.0
+
+
+def test_candidates_are_entities_chunks_and_figures_without_determiners() -> None:
+    texts = {c.text: c.kind for c in candidates(sentence(FOUNDED))}
+    assert texts["1922"] == "entity" and texts["John Smith"] == "entity"
+    assert texts["company"] == "chunk"  # "The company" trimmed of its determiner
+    assert cand(sentence(FOUNDED), "1922").figure is not None
+
+
+def test_type_and_unit_scores() -> None:
+    s = sentence(FOUNDED)
+    when = question({"found": 1.0}, expected=("DATE", "TIME"))
+    assert type_scores(when, cand(s, "1922")) == (1.0, 1.0, 0.0)
+    assert type_scores(when, cand(s, "John Smith")) == (0.0, 0.0, 1.0)
+    assert unit_scores(question({}, unit="USD"), cand(s, "1922")) == (0.0, 1.0)
+    assert unit_scores(question({}), cand(s, "1922")) == (0.0, 0.0)
+
+
+def test_in_question_penalises_a_span_the_question_already_says() -> None:
+    s = sentence(FOUNDED)
+    q = question({"company": 1.0, "found": 1.0})
+    assert in_question(q, s, cand(s, "company")) == 1.0
+    assert in_question(q, s, cand(s, "John Smith")) == 0.0
+
+
+def test_surface_and_syntax_nearness_to_question_words() -> None:
+    s = sentence(FOUNDED)
+    q = question({"found": 1.0})
+    matched = matched_tokens(q, s)
+    assert matched == [3]
+    year, name = cand(s, "1922"), cand(s, "John Smith")
+    assert surface_near(year, matched) == pytest.approx(1 / 3)  # founded _in_ 1922: gap of 2
+    assert syntax_near(s, year, matched) == pytest.approx(1 / 3)  # 1922 -> in -> founded
+    assert syntax_near(s, name, matched) == pytest.approx(1 / 3)  # Smith -> by -> founded
+    assert surface_near(year, []) == 0.0 and syntax_near(s, year, []) == 0.0
+
+
+def test_head_asked_climbs_through_a_preposition() -> None:
+    s = sentence(FOUNDED)
+    assert head_asked(question({"found": 1.0}), s, cand(s, "1922")) == 1.0
+    assert head_asked(question({"company": 1.0}), s, cand(s, "1922")) == 0.0
+
+
+def test_focus_near_links_the_focus_noun() -> None:
+    p = parsed([("14", "14", "NUM", "nummod", 1, "CARDINAL"), ("companies", "company", "NOUN", "ROOT", 1, "")],
+               ents=[(0, 1, "CARDINAL")])
+    s = sentence(p)
+    assert focus_near(question({}, focus="company"), s, cand(s, "14")) == 1.0
+    assert focus_near(question({}, focus="employee"), s, cand(s, "14")) == 0.0
+
+
+def test_candidate_features_are_named_and_complete() -> None:
+    s = sentence(FOUNDED)
+    q = question({"found": 1.0}, expected=("DATE",))
+    f = candidate_features(q, s, cand(s, "1922"), matched_tokens(q, s), 1.5)
+    assert f["sentence"] == 1.5 and f["type_first"] == 1.0 and f["is_entity"] == 1.0
+
+
+MODEL = ComposerModel.load({
+    "sentence": {"bias": -2.0, "weights": {"coverage": 6.0}},
+    "candidate": {"bias": -4.0, "weights": {"type_first": 3.0, "syntax_near": 4.0, "in_question": -3.0}},
+    "answer_threshold": 0.5, "sentences_threshold": 0.5, "conflict_share": 0.9, "more_sentences_margin": 0.1,
+    "evidence_sentences": 4})
+
+
+def test_decide_answers_the_typed_span_near_the_question_words() -> None:
+    d = decide(question({"found": 1.0}, expected=("DATE",)), [sentence(FOUNDED)], MODEL, store=None)
+    assert d.kind == "span" and d.best.candidate.text == "1922"
+
+
+def test_decide_refuses_below_the_threshold() -> None:
+    d = decide(question({"capital": 1.0}, expected=("GPE",)), [sentence(FOUNDED)], MODEL, store=None)
+    assert d.kind == "refuse" and "<" in d.reason
+
+
+def test_decide_refuses_when_no_sentence_names_the_asked_name() -> None:
+    q = question({"found": 1.0}, expected=("DATE",), names=("globex",))
+    d = decide(q, [sentence(FOUNDED)], MODEL, store=None)
+    assert d.kind == "refuse" and "names" in d.reason
+
+
+def test_decide_answers_descriptive_questions_with_sentences() -> None:
+    q = question({"found": 1.0, "company": 1.0}, wh="why", descriptive=True)
+    d = decide(q, [sentence(FOUNDED)], MODEL, store=None)
+    assert d.kind == "sentences" and d.sentences[0].sentence.text == FOUNDED.text
+
+
+def test_decide_with_no_evidence_refuses() -> None:
+    assert decide(question({"found": 1.0}), [], MODEL, store=None).kind == "refuse"
+
+
+def test_annotation_table_round_trips(tmp_path) -> None:
+    raw = ([(0, 3, "the", "DET", "DT", "det", 1, "", 0, True), (4, 7, "cat", "NOUN", "NN", "ROOT", 1, "", 0, False)],
+           [], [(0, 2)])
+    table = AnnotationTable.pack([raw, ([], [], [])])
+    table.save(tmp_path / "a.npz")
+    again = AnnotationTable.load(tmp_path / "a.npz")
+    assert len(again) == 2 and again.raw(0) == raw and again.raw(1) == ([], [], [])
+    p = again.parsed(0, "the cat")
+    assert p.span_text(p.chunks[0]) == "the cat" and p.tokens[1].pos == "NOUN"
+
+
+def test_katakana_names_meet_latin_names_by_skeleton() -> None:
+    assert kana_skeleton("ラピダス") == latin_skeleton("Rapidus")
+    assert kana_skeleton("ソニー") != latin_skeleton("Rapidus")
