@@ -13,6 +13,7 @@ from eval.runner import HttpTarget, InProcessTarget, run_eval
 from eval.scorer import (
     answer_figures,
     check_thresholds,
+    claim_of,
     figure_matched,
     load_thresholds,
     same_figure,
@@ -76,11 +77,33 @@ def test_same_figure_is_exact_about_scale_and_unit_but_not_float_noise() -> None
     assert not same_figure(2027, "year", 2027, "count")
 
 
-def test_listed_figures_count_even_without_a_short_answer() -> None:
-    answer = {"short_answer": None, "figures": [{"text": "41 billion yen", "value": 4.1e10, "unit": "JPY",
-                                                 "citation": 1}]}
-    assert figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(answer))
-    assert not figure_matched(ExpectedFigure(1e9, "JPY"), answer_figures(answer))
+def test_listed_figures_count_only_when_the_claim_states_them() -> None:
+    listed = [{"text": "41 billion yen", "value": 4.1e10, "unit": "JPY", "citation": 1}]
+    quote = '[1] "ASRA is set to receive 41 billion yen." (Nikkei)'
+    cites = [{"n": 1, "quote": "ASRA is set to receive 41 billion yen."}]
+    stated = {"short_answer": None, "figures": listed, "citations": cites,
+              "answer": f"ASRA gets 41 billion yen [1].\n\n{quote}"}
+    assert figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(stated))
+    assert not figure_matched(ExpectedFigure(1e9, "JPY"), answer_figures(stated))
+    only_quoted = {**stated, "answer": f"According to the source [1]:\n\n{quote}"}
+    assert not figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(only_quoted))
+
+
+# --- the claim: the short answer, or the lead text before the quotes -----------------------------------
+
+@pytest.mark.parametrize(("text", "short", "claim"), [
+    ('41 billion yen [1].\n\n[1] "Q one." (Nikkei, 2025-02-25)', None, "41 billion yen."),
+    ('According to the source [1]:\n\n[1] "Q one." (Nikkei)', None, "According to the source:"),
+    ('The sources differ, newest first: 41 billion yen [1] (A, 2025-02-25); 1 billion yen [2] (B).\n\n'
+     '[1] "Q one." (A)\n[2] "Q two." (B)', None,
+     "The sources differ, newest first: 41 billion yen (A, 2025-02-25); 1 billion yen (B)."),
+    ('It cost a lot, as one source puts it: “Q one.” [1]', None, "It cost a lot, as one source puts it:"),
+    ('No quote here [1][2].', None, "No quote here."),
+    ('anything [1]\n\n[1] "Q one."', "  41 billion\nyen ", "41 billion yen"),
+])
+def test_the_claim_leaves_the_quotes_out(text: str, short: str | None, claim: str) -> None:
+    cites = [{"n": 1, "quote": "Q one."}, {"n": 2, "quote": "Q two."}]
+    assert claim_of({"answer": text, "short_answer": short, "citations": cites}) == claim
 
 
 # --- scoring whole answers ----------------------------------------------------------------------------
@@ -108,13 +131,39 @@ def test_a_cited_exact_answer_is_right() -> None:
 def test_wrong_scale_wrong_source_bad_offsets_each_make_a_miss() -> None:
     good_cite = citation(ASRA, SUBSIDY_SENTENCE)
     wrong_scale = score_item(ITEM, answer("41 trillion yen [1]", [good_cite], short="41 trillion yen"), doc_text)
-    assert not wrong_scale.right and "figure 41,000,000,000 JPY not in answer" in wrong_scale.reasons
+    assert not wrong_scale.right and "figure 41,000,000,000 JPY not stated in the claim" in wrong_scale.reasons
     other_doc = citation(REGISTER, "350 billion yen ($2.38 billion)")
     wrong_doc = score_item(ITEM, answer("41 billion yen [1]", [other_doc], short="41 billion yen"), doc_text)
     assert not wrong_doc.right and not wrong_doc.citation_ok
     shifted = score_item(ITEM, answer("41 billion yen [1]", [citation(ASRA, SUBSIDY_SENTENCE, shift=1)],
                                       short="41 billion yen"), doc_text)
     assert not shifted.right and not shifted.quotes_exact
+
+
+def test_a_right_quote_with_a_wrong_claim_scores_wrong_but_holds() -> None:
+    cite = [citation(ASRA, SUBSIDY_SENTENCE)]
+    wrong = score_item(ITEM, answer("ASRA gets 1 billion yen [1].", cite, short="1 billion yen"), doc_text)
+    assert not wrong.right and wrong.quote_holds and wrong.claim == "1 billion yen"
+    assert "a cited quote holds the answer" in wrong.reasons
+    quote_only = score_item(ITEM, answer(f'According to the source [1]:\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite),
+                            doc_text)
+    assert not quote_only.right and quote_only.quote_holds and quote_only.claim == "According to the source:"
+    right = score_item(ITEM, answer("41 billion yen [1].", cite, short="41 billion yen"), doc_text)
+    assert right.right and right.quote_holds
+
+
+def test_expected_text_counts_in_the_claim_only() -> None:
+    item = EvalItem(id="who", question="Who leads ASRA?", kind="organization", lang="en", answerable=True,
+                    text=("Toyota",), doc_ids=(ASRA,))
+    cite = [citation(ASRA, SUBSIDY_SENTENCE)]
+    named_in_quote = score_item(item, answer(f'Honda [1].\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite,
+                                             short="Honda"), doc_text)
+    assert not named_in_quote.right and named_in_quote.quote_holds
+    assert named_in_quote.reasons == ["text 'Toyota' not in the claim", "a cited quote holds the answer"]
+    named = score_item(item, answer(f'Toyota [1].\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite), doc_text)
+    assert named.right and named.claim == "Toyota."
+    other_quote = [citation(REGISTER, "350 billion yen ($2.38 billion)")]
+    assert score_item(item, answer("Toyota [1]", other_quote, short="Toyota"), doc_text).quote_holds is False
 
 
 def test_a_figure_not_in_any_quote_is_unfaithful() -> None:
@@ -155,6 +204,7 @@ def test_summary_metrics_count_the_right_things() -> None:
               score_item(unanswerable, answer("no", [], answerable=False), doc_text)]
     s = summarize(scores, k=3)
     assert (s["accuracy"], s["answerable_accuracy"], s["abstention_accuracy"]) == (0.6667, 0.5, 1.0)
+    assert (s["quote_holds"], s["errors"]) == (0.5, 0)
     assert (s["recall_at_k"], s["mrr"], s["figure_accuracy"]) == (0.5, 0.25, 0.5)
 
 
