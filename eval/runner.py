@@ -79,6 +79,10 @@ class HttpTarget:
 
         try:
             return self.client.request(method, path, **kwargs)
+        except httpx.TransportError:
+            pass  # once more on a fresh connection: a server closes a kept-alive one after a 500
+        try:
+            return self.client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise TargetError(f"cannot reach {self.name}{path}: {exc}") from exc
 

@@ -39,12 +39,21 @@ def lead_text(answer: dict[str, Any]) -> str:
     return " ".join(re.sub(r"\s*" + MARKER.pattern, "", text[:cut]).split())
 
 
-def claim_of(answer: dict[str, Any]) -> str:
-    """What an answer claims: its short answer, or when it has none, the lead text before its quotes."""
+def _short(answer: dict[str, Any]) -> str:
     short = answer.get("short_answer")
-    if isinstance(short, str) and short.strip():
-        return " ".join(short.split())
-    return lead_text(answer)
+    return " ".join(short.split()) if isinstance(short, str) else ""
+
+
+def claim_of(answer: dict[str, Any]) -> str:
+    """The answer's claim as one string (what exact match and F1 score): its short answer, or when it has
+    none, the lead text before its quotes."""
+    return _short(answer) or lead_text(answer)
+
+
+def claims(answer: dict[str, Any]) -> list[str]:
+    """Everything the answer states in its own words: the short answer and the lead text before its quotes
+    (a conflict's lead names every value while its short answer holds one); never what it quotes."""
+    return [c for c in dict.fromkeys((_short(answer), lead_text(answer))) if c]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +96,12 @@ def listed_figures(answer: dict[str, Any]) -> list[Figure]:
     return listed
 
 
-def claim_figures(answer: dict[str, Any], claim: str | None = None) -> list[Figure]:
-    """The figures the claim states: read from its text, plus the listed figures whose text it contains
-    (a listed figure the claim does not state counts for nothing)."""
-    claim = claim_of(answer) if claim is None else claim
-    return [f for f in listed_figures(answer) if f.text and f.text in claim] + extract(claim)
+def claim_figures(answer: dict[str, Any], parts: Sequence[str] | None = None) -> list[Figure]:
+    """The figures the claims state: read from their text, plus the listed figures whose text one of them
+    contains (a listed figure no claim states counts for nothing)."""
+    parts = claims(answer) if parts is None else parts
+    listed = listed_figures(answer)
+    return [f for part in parts for f in [g for g in listed if g.text and g.text in part] + extract(part)]
 
 
 def answer_figures(answer: dict[str, Any]) -> list[Figure]:
@@ -210,13 +220,14 @@ def score_item(item: EvalItem, answer: dict[str, Any] | None, doc_text: DocText,
         unsupported = [] if abstained else unsupported_figures(answer)
         return ItemScore(**base, abstained=abstained, right=right, citation_ok=abstained,
                          quotes_exact=quotes_exact, faithful=not unsupported, unsupported=unsupported,
-                         cited_docs=cited, claim="" if abstained else claim_of(answer),
+                         cited_docs=cited, claim="" if abstained else " | ".join(claims(answer)),
                          confidence=_confidence(answer), got=_got_summary(answer), reasons=reasons)
 
-    claim = "" if abstained else claim_of(answer)
-    got_figs = claim_figures(answer, claim)
+    parts = [] if abstained else claims(answer)
+    claim = " | ".join(parts)
+    got_figs = claim_figures(answer, parts)
     matched = [figure_matched(f, got_figs) for f in item.figures]
-    found = [t.casefold() in claim.casefold() for t in item.text]
+    found = [any(t.casefold() in part.casefold() for part in parts) for t in item.text]
     holds = not abstained and quote_holds(item, answer)
     if item.kind == "conflict":
         citation_ok = all(d in cited for d in item.doc_ids)
