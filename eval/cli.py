@@ -1,13 +1,19 @@
-"""`rag eval` (answer accuracy on an eval set) and `rag eval-retrieval` (BEIR retrieval metrics)."""
+"""`rag eval` (answer accuracy on an eval set), `rag eval-retrieval` (BEIR retrieval metrics) and `rag eval-qa`
+(QA benchmarks: SQuAD, news quizzes)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eval.benchmarks.corpus import PARTS
 from rag.errors import ReadError
+
+if TYPE_CHECKING:
+    from eval.dataset import EvalItem
+    from rag.config import Settings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SET = HERE / "seed.jsonl"
@@ -61,7 +67,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 1 if failures or errors else 0
 
 
-def select_part(items: list, part: str, seed: int) -> list:
+def select_part(items: list[EvalItem], part: str, seed: int) -> list[EvalItem]:
     """The items of one part of a set, split by their `group` (the article they were written from; an item
     without one is its own group) with the benchmarks' seeded split."""
     from eval.benchmarks.corpus import select
@@ -72,13 +78,9 @@ def select_part(items: list, part: str, seed: int) -> list:
     return chosen
 
 
-def corpus_assistant(ids_file: Path, items: list, settings, articles: Path | None):
-    """An Assistant over a corpus built from listed news article ids (own folder and index, named by the
-    list's content so two lists never share one)."""
-    import hashlib
-
-    from eval.benchmarks.corpus import open_assistant
-    from eval.benchmarks.news import docs_for_ids, read_ids
+def corpus_assistant(ids_file: Path, items: list[EvalItem], settings: Settings, articles: Path | None) -> Any:
+    """An Assistant over the news articles listed in `ids_file`; every item's documents must be listed."""
+    from eval.benchmarks.news import open_id_corpus, read_ids
 
     ids = read_ids(ids_file)
     known = set(ids)
@@ -86,10 +88,7 @@ def corpus_assistant(ids_file: Path, items: list, settings, articles: Path | Non
         missing = [d for d in item.doc_ids if d not in known]
         if missing:
             raise ReadError(f"item {item.id} expects document(s) not in {ids_file}: {', '.join(missing)}")
-    source = articles or settings.bench_dir / "news-2024" / "articles.jsonl.gz"
-    docs = docs_for_ids(source, ids)
-    name = "news2024-" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
-    return open_assistant(settings, name, docs)
+    return open_id_corpus(ids, settings, articles)
 
 
 def register_eval(subparsers: argparse._SubParsersAction) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 import random
 import re
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from eval.benchmarks.corpus import SourceDoc
+from eval.benchmarks.corpus import SourceDoc, open_assistant
 from eval.benchmarks.metrics import QAItem
+from rag.config import Settings
 from rag.errors import ReadError
 
 MIN_CHOICE_CHARS = 2
@@ -98,6 +100,14 @@ def docs_for_ids(articles: Path, ids: Sequence[str]) -> list[SourceDoc]:
     if missing:
         raise ReadError(f"{len(missing)} listed article id(s) not in {articles}: {', '.join(missing[:5])}")
     return [source_doc(found[i]) for i in ids]
+
+
+def open_id_corpus(ids: Sequence[str], settings: Settings, articles: Path | None = None) -> Any:
+    """An Assistant over the listed articles (default source: RAG_BENCH_DIR/news-2024/articles.jsonl.gz), in
+    a folder and index of their own named by the list's content, so two lists never share one."""
+    source = articles or settings.bench_dir / "news-2024" / "articles.jsonl.gz"
+    name = "news2024-" + hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:12]
+    return open_assistant(settings, name, docs_for_ids(source, ids))
 
 
 def _occurs(choice: str, text: str) -> bool:
