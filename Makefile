@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup browser lint index eval-report bench bench-beir clean
+.PHONY: run test setup browser lint index eval-report bench bench-beir bench-qa clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,14 @@ eval-report: setup
 	$(BIN)/rag eval --report eval/reports
 	$(BIN)/rag eval --set eval/holdout.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout
 	$(BIN)/rag eval --set eval/holdout2.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout2
+	if [ -f eval/news2024/questions.jsonl ]; then for part in all tune measure; do \
+		$(BIN)/rag eval --set eval/news2024/questions.jsonl --corpus-ids eval/news2024/corpus_ids.txt --part $$part \
+			--thresholds eval/holdout-thresholds.toml --report eval/reports/news2024-$$part || exit 1; done; fi
+
+# QA benchmarks over corpora nobody here wrote (data in RAG_BENCH_DIR, default ../shared/benchmarks).
+bench-qa: setup
+	$(BIN)/rag eval-qa --bench squad --part measure --report eval/reports/squad-measure
+	$(BIN)/rag eval-qa --bench news-quiz --part measure --report eval/reports/news-quiz-measure
 
 bench: setup
 	$(BIN)/python bench/ingest.py
@@ -51,6 +59,7 @@ bench: setup
 	$(BIN)/python bench/beir.py
 	$(BIN)/python bench/answer.py
 	$(BIN)/python bench/http_load.py
+	$(MAKE) bench-qa
 
 clean:
-	rm -rf $(VENV) index/CURRENT index/.lock index/gen-* index/beir-* index/cache
+	rm -rf $(VENV) index/CURRENT index/.lock index/gen-* index/beir-* index/bench index/cache

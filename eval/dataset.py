@@ -11,7 +11,7 @@ from rag.errors import ReadError
 
 KINDS = ("money", "percent", "count", "date", "year", "person", "organization", "place", "list",
          "explanation", "conflict", "trap", "unanswerable")
-FIELDS = {"id", "question", "kind", "lang", "answerable", "figures", "text", "doc_ids", "history", "note"}
+FIELDS = {"id", "question", "kind", "lang", "answerable", "figures", "text", "doc_ids", "history", "note", "group"}
 
 
 def format_number(value: float) -> str:
@@ -46,6 +46,7 @@ class EvalItem:
     doc_ids: tuple[str, ...] = ()
     history: tuple[str, ...] = ()
     note: str | None = None
+    group: str | None = None  # the article the item was written from: sets are split into parts by it
 
     def describe_expected(self) -> str:
         """The expectation in one line, for reports."""
@@ -91,13 +92,17 @@ def parse_item(raw: object, where: str) -> EvalItem:
     kind = raw.get("kind", "unanswerable" if not raw["answerable"] else None)
     if kind not in KINDS:
         raise ReadError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    group = raw.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise ReadError(f"{where}: 'group' must be a non-empty string (the article the item was written from)")
     lang = raw.get("lang", "en")
     if not isinstance(lang, str) or not lang.strip():
         raise ReadError(f"{where}: 'lang' must be a language code such as en, zh, ja")
     item = EvalItem(id=raw["id"].strip(), question=raw["question"], kind=kind, lang=lang.strip(),
                     answerable=raw["answerable"], figures=_figures(raw, where),
                     text=_str_list(raw, "text", where), doc_ids=_str_list(raw, "doc_ids", where),
-                    history=_str_list(raw, "history", where), note=raw.get("note"))
+                    history=_str_list(raw, "history", where), note=raw.get("note"),
+                    group=group.strip() if group else None)
     if item.answerable and not (item.figures or item.text or item.doc_ids):
         raise ReadError(f"{where}: an answerable item needs figures, text or doc_ids to check")
     if item.answerable and not item.doc_ids:

@@ -13,7 +13,7 @@ from eval.runner import EvalRun
 from eval.scorer import ThresholdFailure
 
 METRICS = ("accuracy", "answerable_accuracy", "abstention_accuracy", "answer_rate", "figure_accuracy",
-           "citation_accuracy", "quote_exactness", "faithfulness", "recall_at_k", "mrr")
+           "citation_accuracy", "quote_holds", "quote_exactness", "faithfulness", "recall_at_k", "mrr")
 
 
 def _pct(value: float | None) -> str:
@@ -48,6 +48,14 @@ def print_report(run: EvalRun, console: Console | None = None, max_misses: int =
         for name, row in scores[key].items():
             bt.add_row(name, str(row["right"]), str(row["n"]), _pct(row["accuracy"]))
         console.print(bt)
+    errors = [s for s in scores["items"] if s["error"] is not None]
+    if errors:
+        et = Table(title=f"errors ({len(errors)}): raised instead of answering")
+        for col in ("id", "question", "error"):
+            et.add_column(col, overflow="fold")
+        for s in errors:
+            et.add_row(s["id"], s["question"], s["error"])
+        console.print(et)
     misses = [s for s in scores["items"] if not s["right"]]
     if misses:
         mt = Table(title=f"misses ({len(misses)})", show_lines=False)
@@ -80,14 +88,20 @@ def markdown(run: EvalRun, failures: list[ThresholdFailure] | None = None) -> st
         lines += [f"| {k} | {r['right']} | {r['n']} | {_pct(r['accuracy'])} |" for k, r in scores[key].items()]
     if failures:
         lines += ["", "## Thresholds not met", ""] + [f"- {f.message()}" for f in failures]
+    errors = [i for i in scores["items"] if i["error"] is not None]
+    if errors:
+        lines += ["", f"## Errors ({len(errors)}): raised instead of answering", "", "| id | question | error |",
+                  "|---|---|---|"]
+        lines += [f"| {i['id']} | {_md_escape(i['question'])} | {_md_escape(i['error'])[:300]} |" for i in errors]
     misses = [i for i in scores["items"] if not i["right"]]
     lines += ["", f"## Misses ({len(misses)})", ""]
     if misses:
-        lines += ["| id | kind | lang | question | expected | got | why |", "|---|---|---|---|---|---|---|"]
+        lines += ["| id | kind | lang | question | expected | claim | got | why |",
+                  "|---|---|---|---|---|---|---|---|"]
         for i in misses:
             lines.append(f"| {i['id']} | {i['kind']} | {i['lang']} | {_md_escape(i['question'])} | "
-                         f"{_md_escape(i['expected'])} | {_md_escape(i['got'])[:300]} | "
-                         f"{_md_escape('; '.join(i['reasons']))} |")
+                         f"{_md_escape(i['expected'])} | {_md_escape(i['claim'])[:200]} | "
+                         f"{_md_escape(i['got'])[:300]} | {_md_escape('; '.join(i['reasons']))} |")
     else:
         lines.append("None.")
     lat = run.latency_section()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,16 @@ from typing import Any, Protocol
 from eval.dataset import EvalItem
 from eval.scorer import ItemScore, breakdown, score_item, summarize
 from rag.errors import QuestionError, RagError
+
+log = logging.getLogger(__name__)
+
+
+class TargetError(RagError):
+    """The target cannot be evaluated at all (unreachable, or refusing our credentials): stops the run."""
+
+
+class ServiceError(RuntimeError):
+    """The service failed on one question (HTTP 5xx): recorded as that item's error."""
 
 
 class Target(Protocol):
@@ -66,14 +77,20 @@ class HttpTarget:
 
         try:
             return self.client.request(method, path, **kwargs)
+        except httpx.TransportError:
+            pass  # once more on a fresh connection: a server closes a kept-alive one after a 500
+        try:
+            return self.client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise RagError(f"cannot reach {self.name}{path}: {exc}") from exc
+            raise TargetError(f"cannot reach {self.name}{path}: {exc}") from exc
 
     def ask(self, item: EvalItem) -> dict[str, Any]:
         body = {"question": item.question, "history": [{"role": "user", "content": h} for h in item.history]}
         resp = self._request("POST", "/ask", json=body)
         if resp.status_code in (401, 403):
-            raise RagError(f"{self.name}/ask refused the request (HTTP {resp.status_code}): set RAG_API_KEY")
+            raise TargetError(f"{self.name}/ask refused the request (HTTP {resp.status_code}): set RAG_API_KEY")
+        if resp.status_code >= 500:
+            raise ServiceError(f"HTTP {resp.status_code}: {resp.text[:200]}")
         if resp.status_code >= 400:
             raise QuestionError(f"HTTP {resp.status_code}: {resp.text[:200]}")
         return resp.json()
@@ -108,6 +125,10 @@ class EvalRun:
     def summary(self) -> dict[str, Any]:
         return summarize(self.scores, self.k)
 
+    def errors(self) -> list[ItemScore]:
+        """Items that raised instead of answering, in id order."""
+        return sorted((s for s in self.scores if s.error is not None), key=lambda s: s.id)
+
     def score_section(self) -> dict[str, Any]:
         """Everything that must be equal between two runs: sorted, rounded, no timings."""
         items = sorted(self.scores, key=lambda s: s.id)
@@ -132,7 +153,8 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
 
 def run_eval(items: Sequence[EvalItem], target: Target, set_name: str, k: int = 3,
              progress: Any = None) -> EvalRun:
-    """Ask every item, score the answers; a rejected question is scored as a miss with its error."""
+    """Ask every item and score the answers. Any failure to answer one item (an exception in the assistant,
+    a rejected question, HTTP 5xx) is that item's error: a miss listed in `errors`, never an abstention."""
     scores: list[ItemScore] = []
     latencies: dict[str, float] = {}
     for item in items:
@@ -140,8 +162,13 @@ def run_eval(items: Sequence[EvalItem], target: Target, set_name: str, k: int = 
         try:
             answer: dict[str, Any] | None = target.ask(item)
             error = None
+        except TargetError:
+            raise
         except QuestionError as exc:
-            answer, error = None, str(exc)
+            answer, error = None, f"rejected: {exc}"
+        except Exception as exc:  # a crash is an error of its own, reported by id
+            log.error("question %s failed: %s: %s", item.id, type(exc).__name__, exc, exc_info=True)
+            answer, error = None, f"{type(exc).__name__}: {exc}"
         latencies[item.id] = (time.perf_counter() - t0) * 1000
         ranked = None
         if answer is not None and item.answerable and item.doc_ids:

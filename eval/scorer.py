@@ -19,6 +19,41 @@ UNIT_ALIASES = {"percent": "%", "pct": "%", "yen": "jpy", "dollars": "usd", "rmb
 REL_TOL = 1e-6
 
 DocText = Callable[[str], str | None]
+OPENING_QUOTES = "\"“„«「『'‘"
+
+
+def lead_text(answer: dict[str, Any]) -> str:
+    """The answer text before its first quoted citation (a cited quote in quotation marks, or a quote line
+    `[n] "..."`), citation markers removed: what the answer itself says, apart from what it quotes."""
+    text = str(answer.get("answer") or "")
+    cut = len(text)
+    for c in answer.get("citations") or []:
+        quote = str(c.get("quote") or "") if isinstance(c, dict) else ""
+        for mark in OPENING_QUOTES if quote else "":
+            at = text.find(mark + quote)
+            if at >= 0:
+                cut = min(cut, at)
+    line = re.search(r"^[ \t]*\[\s*\d+\s*\][ \t]*[" + re.escape(OPENING_QUOTES) + "]", text, re.M)
+    if line:
+        cut = min(cut, line.start())
+    return " ".join(re.sub(r"\s*" + MARKER.pattern, "", text[:cut]).split())
+
+
+def _short(answer: dict[str, Any]) -> str:
+    short = answer.get("short_answer")
+    return " ".join(short.split()) if isinstance(short, str) else ""
+
+
+def claim_of(answer: dict[str, Any]) -> str:
+    """The answer's claim as one string (what exact match and F1 score): its short answer, or when it has
+    none, the lead text before its quotes."""
+    return _short(answer) or lead_text(answer)
+
+
+def claims(answer: dict[str, Any]) -> list[str]:
+    """Everything the answer states in its own words: the short answer and the lead text before its quotes
+    (a conflict's lead names every value while its short answer holds one); never what it quotes."""
+    return [c for c in dict.fromkeys((_short(answer), lead_text(answer))) if c]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +85,39 @@ def extract(text: str | None) -> list[Figure]:
     return [Figure(float(q.value), q.unit, q.text) for q in extract_figures(text)]
 
 
-def answer_figures(answer: dict[str, Any]) -> list[Figure]:
-    """The answer's own `figures` list plus whatever its `short_answer` states."""
+def listed_figures(answer: dict[str, Any]) -> list[Figure]:
+    """The answer's own `figures` list, malformed entries skipped."""
     listed = []
     for f in answer.get("figures") or []:
         try:
             listed.append(Figure(float(f["value"]), str(f["unit"]), str(f.get("text", ""))))
         except (KeyError, TypeError, ValueError):
             continue
-    return listed + extract(answer.get("short_answer"))
+    return listed
+
+
+def claim_figures(answer: dict[str, Any], parts: Sequence[str] | None = None) -> list[Figure]:
+    """The figures the claims state: read from their text, plus the listed figures whose text one of them
+    contains (a listed figure no claim states counts for nothing)."""
+    parts = claims(answer) if parts is None else parts
+    listed = listed_figures(answer)
+    return [f for part in parts for f in [g for g in listed if g.text and g.text in part] + extract(part)]
+
+
+def answer_figures(answer: dict[str, Any]) -> list[Figure]:
+    """Alias of `claim_figures`: the figures an answer is credited with."""
+    return claim_figures(answer)
+
+
+def quote_holds(item: EvalItem, answer: dict[str, Any]) -> bool:
+    """Every expected figure and text occurs in some cited quote (whatever the claim says)."""
+    quotes = [str(c.get("quote") or "") for c in answer.get("citations") or [] if isinstance(c, dict)]
+    if not quotes:
+        return False
+    in_quotes = [f for q in quotes for f in extract(q)]
+    folded = [q.casefold() for q in quotes]
+    return (all(figure_matched(f, in_quotes) for f in item.figures)
+            and all(any(t.casefold() in q for q in folded) for t in item.text))
 
 
 def figure_matched(expected: ExpectedFigure, got: Iterable[Figure]) -> bool:
@@ -108,6 +167,9 @@ class ItemScore:
     recall: float | None = None
     reciprocal_rank: float | None = None
     cited_docs: list[str] = field(default_factory=list)
+    claim: str = ""
+    quote_holds: bool | None = None
+    confidence: float | None = None
     got: str = ""
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
@@ -158,12 +220,15 @@ def score_item(item: EvalItem, answer: dict[str, Any] | None, doc_text: DocText,
         unsupported = [] if abstained else unsupported_figures(answer)
         return ItemScore(**base, abstained=abstained, right=right, citation_ok=abstained,
                          quotes_exact=quotes_exact, faithful=not unsupported, unsupported=unsupported,
-                         cited_docs=cited, got=_got_summary(answer), reasons=reasons)
+                         cited_docs=cited, claim="" if abstained else " | ".join(claims(answer)),
+                         confidence=_confidence(answer), got=_got_summary(answer), reasons=reasons)
 
-    got_figs = answer_figures(answer)
+    parts = [] if abstained else claims(answer)
+    claim = " | ".join(parts)
+    got_figs = claim_figures(answer, parts)
     matched = [figure_matched(f, got_figs) for f in item.figures]
-    haystack = f"{answer.get('answer') or ''}\n{answer.get('short_answer') or ''}".casefold()
-    found = [t.casefold() in haystack for t in item.text]
+    found = [any(t.casefold() in part.casefold() for part in parts) for t in item.text]
+    holds = not abstained and quote_holds(item, answer)
     if item.kind == "conflict":
         citation_ok = all(d in cited for d in item.doc_ids)
     else:
@@ -172,8 +237,11 @@ def score_item(item: EvalItem, answer: dict[str, Any] | None, doc_text: DocText,
 
     if abstained:
         reasons.append("abstained")
-    reasons += [f"figure {f.describe()} not in answer" for f, ok in zip(item.figures, matched, strict=True) if not ok]
-    reasons += [f"text {t!r} not in answer" for t, ok in zip(item.text, found, strict=True) if not ok]
+    reasons += [f"figure {f.describe()} not stated in the claim" for f, ok in zip(item.figures, matched, strict=True)
+                if not ok]
+    reasons += [f"text {t!r} not in the claim" for t, ok in zip(item.text, found, strict=True) if not ok]
+    if holds and not (all(matched) and all(found)):
+        reasons.append("a cited quote holds the answer")
     if not citation_ok:
         need = "each of" if item.kind == "conflict" else "one of"
         reasons.append(f"no citation from {need} {', '.join(item.doc_ids)} (cited: {', '.join(cited) or 'none'})")
@@ -182,8 +250,13 @@ def score_item(item: EvalItem, answer: dict[str, Any] | None, doc_text: DocText,
     right = not abstained and all(matched) and all(found) and citation_ok and quotes_exact
     return ItemScore(**base, abstained=abstained, right=right, figures_matched=matched, text_found=found,
                      citation_ok=citation_ok, quotes_exact=quotes_exact, faithful=not unsupported,
-                     unsupported=unsupported, recall=recall, reciprocal_rank=rr, cited_docs=cited,
-                     got=_got_summary(answer), reasons=reasons)
+                     unsupported=unsupported, recall=recall, reciprocal_rank=rr, cited_docs=cited, claim=claim,
+                     quote_holds=holds, confidence=_confidence(answer), got=_got_summary(answer), reasons=reasons)
+
+
+def _confidence(answer: dict[str, Any]) -> float | None:
+    value = answer.get("confidence")
+    return round(float(value), 4) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _quote_exact(citation: dict[str, Any], doc_text: DocText) -> bool:
@@ -218,6 +291,7 @@ def summarize(scores: Sequence[ItemScore], k: int) -> dict[str, Any]:
         "answer_rate": _ratio(sum(not s.abstained and s.error is None for s in ans), len(ans)),
         "figure_accuracy": _ratio(sum(figs), len(figs)),
         "citation_accuracy": _ratio(sum(s.citation_ok and s.quotes_exact for s in ans), len(ans)),
+        "quote_holds": _ratio(sum(bool(s.quote_holds) for s in ans), len(ans)),
         "quote_exactness": _ratio(sum(s.quotes_exact for s in answered), len(answered)),
         "faithfulness": _ratio(sum(s.faithful for s in answered), len(answered)),
         "k": k,

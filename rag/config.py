@@ -52,6 +52,12 @@ class Settings(BaseSettings):
 
     # Composer: its fitted weights and thresholds are rag/composer/model.json (eval/fit_composer.py)
 
+    # Benchmarks (eval/benchmarks): where the shared data sets are, and the folders built from them
+    bench_dir: Path = Path("../shared/benchmarks")
+    bench_cache_dir: Path = Path("index/bench")  # one corpus folder and index per benchmark
+    bench_seed: int = 20240105  # seeds the quiz sample and the tuning/measuring split by article
+    bench_news_articles: int = 300  # cap on the news-quiz corpus
+
     # HTTP service
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("RAG_HOST", "HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("RAG_PORT", "PORT"))

@@ -13,6 +13,8 @@ from eval.runner import HttpTarget, InProcessTarget, run_eval
 from eval.scorer import (
     answer_figures,
     check_thresholds,
+    claim_of,
+    claims,
     figure_matched,
     load_thresholds,
     same_figure,
@@ -76,11 +78,33 @@ def test_same_figure_is_exact_about_scale_and_unit_but_not_float_noise() -> None
     assert not same_figure(2027, "year", 2027, "count")
 
 
-def test_listed_figures_count_even_without_a_short_answer() -> None:
-    answer = {"short_answer": None, "figures": [{"text": "41 billion yen", "value": 4.1e10, "unit": "JPY",
-                                                 "citation": 1}]}
-    assert figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(answer))
-    assert not figure_matched(ExpectedFigure(1e9, "JPY"), answer_figures(answer))
+def test_listed_figures_count_only_when_the_claim_states_them() -> None:
+    listed = [{"text": "41 billion yen", "value": 4.1e10, "unit": "JPY", "citation": 1}]
+    quote = '[1] "ASRA is set to receive 41 billion yen." (Nikkei)'
+    cites = [{"n": 1, "quote": "ASRA is set to receive 41 billion yen."}]
+    stated = {"short_answer": None, "figures": listed, "citations": cites,
+              "answer": f"ASRA gets 41 billion yen [1].\n\n{quote}"}
+    assert figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(stated))
+    assert not figure_matched(ExpectedFigure(1e9, "JPY"), answer_figures(stated))
+    only_quoted = {**stated, "answer": f"According to the source [1]:\n\n{quote}"}
+    assert not figure_matched(ExpectedFigure(41e9, "JPY"), answer_figures(only_quoted))
+
+
+# --- the claim: the short answer, or the lead text before the quotes -----------------------------------
+
+@pytest.mark.parametrize(("text", "short", "claim"), [
+    ('41 billion yen [1].\n\n[1] "Q one." (Nikkei, 2025-02-25)', None, "41 billion yen."),
+    ('According to the source [1]:\n\n[1] "Q one." (Nikkei)', None, "According to the source:"),
+    ('The sources differ, newest first: 41 billion yen [1] (A, 2025-02-25); 1 billion yen [2] (B).\n\n'
+     '[1] "Q one." (A)\n[2] "Q two." (B)', None,
+     "The sources differ, newest first: 41 billion yen (A, 2025-02-25); 1 billion yen (B)."),
+    ('It cost a lot, as one source puts it: “Q one.” [1]', None, "It cost a lot, as one source puts it:"),
+    ('No quote here [1][2].', None, "No quote here."),
+    ('anything [1]\n\n[1] "Q one."', "  41 billion\nyen ", "41 billion yen"),
+])
+def test_the_claim_leaves_the_quotes_out(text: str, short: str | None, claim: str) -> None:
+    cites = [{"n": 1, "quote": "Q one."}, {"n": 2, "quote": "Q two."}]
+    assert claim_of({"answer": text, "short_answer": short, "citations": cites}) == claim
 
 
 # --- scoring whole answers ----------------------------------------------------------------------------
@@ -108,13 +132,53 @@ def test_a_cited_exact_answer_is_right() -> None:
 def test_wrong_scale_wrong_source_bad_offsets_each_make_a_miss() -> None:
     good_cite = citation(ASRA, SUBSIDY_SENTENCE)
     wrong_scale = score_item(ITEM, answer("41 trillion yen [1]", [good_cite], short="41 trillion yen"), doc_text)
-    assert not wrong_scale.right and "figure 41,000,000,000 JPY not in answer" in wrong_scale.reasons
+    assert not wrong_scale.right and "figure 41,000,000,000 JPY not stated in the claim" in wrong_scale.reasons
     other_doc = citation(REGISTER, "350 billion yen ($2.38 billion)")
     wrong_doc = score_item(ITEM, answer("41 billion yen [1]", [other_doc], short="41 billion yen"), doc_text)
     assert not wrong_doc.right and not wrong_doc.citation_ok
     shifted = score_item(ITEM, answer("41 billion yen [1]", [citation(ASRA, SUBSIDY_SENTENCE, shift=1)],
                                       short="41 billion yen"), doc_text)
     assert not shifted.right and not shifted.quotes_exact
+
+
+def test_a_right_quote_with_a_wrong_claim_scores_wrong_but_holds() -> None:
+    cite = [citation(ASRA, SUBSIDY_SENTENCE)]
+    wrong = score_item(ITEM, answer("ASRA gets 1 billion yen [1].", cite, short="1 billion yen"), doc_text)
+    assert not wrong.right and wrong.quote_holds and wrong.claim == "1 billion yen | ASRA gets 1 billion yen."
+    assert "a cited quote holds the answer" in wrong.reasons
+    quote_only = score_item(ITEM, answer(f'According to the source [1]:\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite),
+                            doc_text)
+    assert not quote_only.right and quote_only.quote_holds and quote_only.claim == "According to the source:"
+    right = score_item(ITEM, answer("41 billion yen [1].", cite, short="41 billion yen"), doc_text)
+    assert right.right and right.quote_holds
+
+
+def test_a_conflict_lead_claims_every_value_its_short_answer_does_not() -> None:
+    yen = "350 billion yen ($2.38 billion)"
+    item = EvalItem(id="c", question="q", kind="conflict", lang="en", answerable=True,
+                    figures=(ExpectedFigure(41e9, "JPY"), ExpectedFigure(350e9, "JPY")), doc_ids=(ASRA, REGISTER))
+    cites = [citation(ASRA, SUBSIDY_SENTENCE), citation(REGISTER, yen, n=2)]
+    quotes = f'\n\n[1] "{SUBSIDY_SENTENCE}" (A)\n[2] "{yen}" (B)'
+    lead = "The sources differ, newest first: 41 billion yen [1] (A); 350 billion yen [2] (B)."
+    both = score_item(item, answer(lead + quotes, cites, short="41 billion yen"), doc_text)
+    assert both.right and claims({"answer": lead + quotes, "citations": cites, "short_answer": "41 billion yen"}) == [
+        "41 billion yen", "The sources differ, newest first: 41 billion yen (A); 350 billion yen (B)."]
+    one = score_item(item, answer("41 billion yen [1]." + quotes, cites, short="41 billion yen"), doc_text)
+    assert not one.right and one.figures_matched == [True, False] and one.quote_holds
+
+
+def test_expected_text_counts_in_the_claim_only() -> None:
+    item = EvalItem(id="who", question="Who leads ASRA?", kind="organization", lang="en", answerable=True,
+                    text=("Toyota",), doc_ids=(ASRA,))
+    cite = [citation(ASRA, SUBSIDY_SENTENCE)]
+    named_in_quote = score_item(item, answer(f'Honda [1].\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite,
+                                             short="Honda"), doc_text)
+    assert not named_in_quote.right and named_in_quote.quote_holds
+    assert named_in_quote.reasons == ["text 'Toyota' not in the claim", "a cited quote holds the answer"]
+    named = score_item(item, answer(f'Toyota [1].\n\n[1] "{SUBSIDY_SENTENCE}" (Nikkei)', cite), doc_text)
+    assert named.right and named.claim == "Toyota."
+    other_quote = [citation(REGISTER, "350 billion yen ($2.38 billion)")]
+    assert score_item(item, answer("Toyota [1]", other_quote, short="Toyota"), doc_text).quote_holds is False
 
 
 def test_a_figure_not_in_any_quote_is_unfaithful() -> None:
@@ -155,6 +219,7 @@ def test_summary_metrics_count_the_right_things() -> None:
               score_item(unanswerable, answer("no", [], answerable=False), doc_text)]
     s = summarize(scores, k=3)
     assert (s["accuracy"], s["answerable_accuracy"], s["abstention_accuracy"]) == (0.6667, 0.5, 1.0)
+    assert (s["quote_holds"], s["errors"]) == (0.5, 0)
     assert (s["recall_at_k"], s["mrr"], s["figure_accuracy"]) == (0.5, 0.25, 0.5)
 
 
@@ -301,3 +366,113 @@ def test_http_target_reports_an_unreachable_service() -> None:
     item = EvalItem(id="x", question="q", kind="unanswerable", lang="en", answerable=False)
     with pytest.raises(RagError, match="cannot reach http://127.0.0.1:9/ask"):
         HttpTarget("http://127.0.0.1:9", timeout=2).ask(item)
+
+
+# --- a crash is an error, never an abstention ------------------------------------------------------------
+
+class FaultyAssistant:
+    """The real seed Assistant with an injected fault: asking about `trigger` raises, as a composer bug would."""
+
+    def __init__(self, real, trigger: str) -> None:
+        self.real, self.trigger = real, trigger
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def ask(self, question: str, **kwargs):
+        if question == self.trigger:
+            raise ZeroDivisionError("injected fault")
+        return self.real.ask(question, **kwargs)
+
+
+def test_an_exception_in_ask_is_an_error_not_an_abstention(seed_assistant) -> None:
+    seed = load_set(SEED)
+    unanswerable = next(i for i in seed if not i.answerable)
+    answerable = next(i for i in seed if i.answerable and not i.history)
+    run = run_eval([unanswerable, answerable], InProcessTarget(FaultyAssistant(seed_assistant, unanswerable.question)),
+                   "seed.jsonl")
+    crashed = next(s for s in run.scores if s.id == unanswerable.id)
+    assert not crashed.right and not crashed.abstained and crashed.error == "ZeroDivisionError: injected fault"
+    assert [s.id for s in run.errors()] == [unanswerable.id] and run.summary()["errors"] == 1
+    assert run.summary()["abstention_accuracy"] == 0.0
+
+
+def test_rag_eval_over_http_exits_1_on_a_server_error(seed_assistant, tmp_path: Path, capsys) -> None:
+    from http_helpers import running_server
+
+    from api.app import create_app
+
+    small = small_set(tmp_path)
+    items = load_set(small)
+    victim = items[0]
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[thresholds]\nanswerable_accuracy = 0.0\n", encoding="utf-8")
+    with running_server(create_app(FaultyAssistant(seed_assistant, victim.question),
+                                   settings=seed_assistant.settings)) as url:
+        code = main(["eval", "--url", url, "--set", str(small), "--thresholds", str(lenient),
+                     "--report", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"eval error: {victim.id}: ServiceError: HTTP 500" in err and "1 question(s) raised an error" in err
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert "## Errors (1)" in md and f"| {victim.id} |" in md.split("## Errors (1)")[1].split("##")[0]
+
+
+# --- a set over a corpus built from news article ids, one part at a time --------------------------------
+
+NEWS = [
+    {"id": "n24-a", "url": "https://www.cnn.com/2024/03/01/a", "title": "Harbour bridge reopens",
+     "published": "2024/03/01",
+     "text": "The Eastside harbour bridge reopened on Friday after repairs costing $48 million. Mayor Ruth Olsen "
+             "said 30,000 vehicles cross it every day."},
+    {"id": "n24-b", "url": "https://eu.usatoday.com/story/b", "title": "Orchard harvest", "published": "2024/09/12",
+     "text": "Apple growers in the valley picked 12% more fruit this year than last. The cooperative employs "
+             "350 seasonal workers."},
+]
+
+
+def _news_set(tmp_path: Path) -> tuple[Path, Path, Path]:
+    import gzip
+
+    arts = tmp_path / "articles.jsonl.gz"
+    with gzip.open(arts, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(a) + "\n" for a in NEWS)
+    ids = tmp_path / "corpus_ids.txt"
+    ids.write_text("n24-a\nn24-b\n", encoding="utf-8")
+    rows = [
+        {"id": "a1", "question": "How much did the bridge repairs cost?", "kind": "money", "answerable": True,
+         "figures": [{"value": 48e6, "unit": "USD"}], "doc_ids": ["n24-a"], "group": "n24-a"},
+        {"id": "a2", "question": "How many vehicles cross the harbour bridge each day?", "kind": "count",
+         "answerable": True, "figures": [{"value": 30000, "unit": "count"}], "doc_ids": ["n24-a"], "group": "n24-a"},
+        {"id": "b1", "question": "How many seasonal workers does the cooperative employ?", "kind": "count",
+         "answerable": True, "figures": [{"value": 350, "unit": "count"}], "doc_ids": ["n24-b"], "group": "n24-b"},
+    ]
+    qs = tmp_path / "questions.jsonl"
+    qs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return qs, ids, arts
+
+
+def test_rag_eval_over_a_corpus_of_news_ids_by_part(settings, tmp_path: Path, monkeypatch, capsys) -> None:
+    from eval.benchmarks.corpus import split_groups
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("RAG_BENCH_CACHE_DIR", str(tmp_path / "bench"))
+    qs, ids, arts = _news_set(tmp_path)
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[thresholds]\nanswerable_accuracy = 0.0\n", encoding="utf-8")
+    split = split_groups(["n24-a", "n24-b"], settings.bench_seed)
+    for part in ("tune", "measure"):
+        out = tmp_path / part
+        assert main(["eval", "--set", str(qs), "--corpus-ids", str(ids), "--articles", str(arts), "--part", part,
+                     "--thresholds", str(lenient), "--report", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))["scores"]
+        groups = getattr(split, part)
+        assert {i["id"][0] for i in report["items"]} == {g[-1] for g in groups}
+        assert all(s["quotes_exact"] for s in report["items"])
+    built = next((tmp_path / "bench").glob("news2024-*/corpus"))
+    assert sorted(p.name for p in built.iterdir()) == ["n24-a.meta.json", "n24-a.txt", "n24-b.meta.json", "n24-b.txt"]
+    assert json.loads((built / "n24-b.meta.json").read_text(encoding="utf-8"))["publisher"] == "eu.usatoday.com"
+    ids.write_text("n24-b\n", encoding="utf-8")  # a1 and a2 expect n24-a, which the list no longer has
+    capsys.readouterr()
+    assert main(["eval", "--set", str(qs), "--corpus-ids", str(ids), "--articles", str(arts)]) == 2
+    assert "error: item a1 expects document(s) not in" in capsys.readouterr().err
