@@ -25,7 +25,13 @@ import numpy as np
 from rag.composer.candidates import candidates
 from rag.composer.decide import score_sentences
 from rag.composer.evidence import gather
-from rag.composer.features import CANDIDATE_FEATURES, SENTENCE_FEATURES, candidate_features, matched_tokens
+from rag.composer.features import (
+    CANDIDATE_FEATURES,
+    SENTENCE_FEATURES,
+    candidate_features,
+    matched_tokens,
+    unit_ok,
+)
 from rag.composer.lexicon import MODEL_FILE, fitted_model
 from rag.composer.model import ComposerModel
 from rag.config import Settings
@@ -138,6 +144,8 @@ def candidate_rows(prepared: list, model: ComposerModel) -> tuple[np.ndarray, np
             logit = model.sentence.logit(ss.features)
             matched = matched_tokens(q, ss.sentence)
             for c in ss.candidates:
+                if not unit_ok(q, c):
+                    continue
                 f = candidate_features(q, ss.sentence, c, matched, logit)
                 xs.append([f[k] for k in CANDIDATE_FEATURES])
                 ys.append(float(ex.right(c)))
@@ -153,6 +161,8 @@ def best_answers(prepared: list, model: ComposerModel) -> list[tuple[float, bool
             logit = model.sentence.logit(ss.features)
             matched = matched_tokens(q, ss.sentence)
             for c in ss.candidates:
+                if not unit_ok(q, c):
+                    continue
                 p = model.candidate.prob(candidate_features(q, ss.sentence, c, matched, logit))
                 if p > best:
                     best, right = p, ex.answerable and ex.right(c)

@@ -21,7 +21,7 @@ from rag.composer.features import (
     surface_near,
     syntax_near,
     type_scores,
-    unit_scores,
+    unit_ok,
 )
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question, kana_skeleton, latin_skeleton
@@ -105,10 +105,11 @@ def test_candidates_are_entities_chunks_and_figures_without_determiners() -> Non
 def test_type_and_unit_scores() -> None:
     s = sentence(FOUNDED)
     when = question({"found": 1.0}, expected=("DATE", "TIME"))
-    assert type_scores(when, cand(s, "1922")) == (1.0, 1.0, 0.0)
-    assert type_scores(when, cand(s, "John Smith")) == (0.0, 0.0, 1.0)
-    assert unit_scores(question({}, unit="USD"), cand(s, "1922")) == (0.0, 1.0)
-    assert unit_scores(question({}), cand(s, "1922")) == (0.0, 0.0)
+    assert type_scores(when, cand(s, "1922")) == (1.0, 0.0)
+    assert type_scores(when, cand(s, "John Smith")) == (0.0, 1.0)
+    assert type_scores(question({}), cand(s, "1922")) == (0.0, 0.0)
+    assert not unit_ok(question({}, unit="USD"), cand(s, "1922"))
+    assert unit_ok(question({}), cand(s, "1922"))
 
 
 def test_in_question_penalises_a_span_the_question_already_says() -> None:
@@ -148,12 +149,12 @@ def test_candidate_features_are_named_and_complete() -> None:
     s = sentence(FOUNDED)
     q = question({"found": 1.0}, expected=("DATE",))
     f = candidate_features(q, s, cand(s, "1922"), matched_tokens(q, s), 1.5)
-    assert f["sentence"] == 1.5 and f["type_first"] == 1.0 and f["is_entity"] == 1.0
+    assert f["sentence"] == 1.5 and f["type_expected"] == 1.0 and f["is_entity"] == 1.0
 
 
 MODEL = ComposerModel.load({
     "sentence": {"bias": -2.0, "weights": {"coverage": 6.0}},
-    "candidate": {"bias": -4.0, "weights": {"type_first": 3.0, "syntax_near": 4.0, "in_question": -3.0}},
+    "candidate": {"bias": -4.0, "weights": {"type_expected": 3.0, "syntax_near": 4.0, "in_question": -3.0}},
     "answer_threshold": 0.5, "sentences_threshold": 0.5, "conflict_share": 0.9, "more_sentences_margin": 0.1,
     "evidence_sentences": 4})
 
@@ -198,3 +199,9 @@ def test_annotation_table_round_trips(tmp_path) -> None:
 def test_katakana_names_meet_latin_names_by_skeleton() -> None:
     assert kana_skeleton("ラピダス") == latin_skeleton("Rapidus")
     assert kana_skeleton("ソニー") != latin_skeleton("Rapidus")
+
+
+def test_decide_keeps_the_asked_unit() -> None:
+    """Rule: a question asked in dollars is never answered with a year, however near it stands."""
+    q = question({"found": 1.0}, expected=("DATE",), unit="USD")
+    assert decide(q, [sentence(FOUNDED)], MODEL, store=None).kind == "refuse"

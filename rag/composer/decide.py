@@ -10,7 +10,7 @@ import numpy as np
 
 from rag.composer.candidates import Candidate, candidates
 from rag.composer.evidence import Sentence
-from rag.composer.features import candidate_features, coverage, matched_tokens, sentence_features
+from rag.composer.features import candidate_features, coverage, matched_tokens, sentence_features, unit_ok
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question
 from rag.figures import figures_equal
@@ -63,6 +63,8 @@ def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerM
     for ss in ranked[:model.evidence_sentences]:
         matched = matched_tokens(q, ss.sentence)
         for c in ss.candidates:
+            if not unit_ok(q, c):  # rule: the asked unit must hold
+                continue
             f = candidate_features(q, ss.sentence, c, matched, ss.logit)
             out.append(ScoredCandidate(c, ss, f, model.candidate.prob(f)))
     out.sort(key=lambda x: -x.prob)

@@ -11,8 +11,7 @@ from rag.composer.question import Question
 
 SENTENCE_FEATURES = ("dense", "coverage", "coverage_context", "bigrams", "rank", "names_met", "numbers_met",
                      "type_available", "repeats_question")
-CANDIDATE_FEATURES = ("sentence", "type_first", "type_expected", "type_unexpected", "unit_ok", "unit_clash",
-                      "in_question", "surface_near", "syntax_near", "head_asked", "wh_head_match", "window_coverage",
+CANDIDATE_FEATURES = ("sentence", "type_expected", "type_unexpected", "in_question", "surface_near", "syntax_near", "head_asked", "wh_head_match", "window_coverage",
                       "focus_near", "length",
                       "is_entity", "is_chunk", "is_figure")
 
@@ -79,20 +78,17 @@ def matched_tokens(q: Question, s: Sentence) -> list[int]:
     return [t.i for t in s.parse.tokens if t.lemma in q.terms]
 
 
-def type_scores(q: Question, c: Candidate) -> tuple[float, float, float]:
-    """(first expected label, any expected label, a label the question does not expect)."""
+def type_scores(q: Question, c: Candidate) -> tuple[float, float]:
+    """(a label the question expects, a label it does not); (0, 0) when it expects nothing in particular."""
     if not q.expected:
-        return 0.0, 0.0, 0.0
-    first = float(c.label == q.expected[0])
-    anyone = float(c.label in q.expected)
-    return first, anyone, float(not anyone)
-
-
-def unit_scores(q: Question, c: Candidate) -> tuple[float, float]:
-    if q.unit is None or c.figure is None:
         return 0.0, 0.0
-    ok = c.figure.unit == q.unit
-    return float(ok), float(not ok)
+    expected = float(c.label in q.expected)
+    return expected, 1.0 - expected
+
+
+def unit_ok(q: Question, c: Candidate) -> bool:
+    """A question asked in a unit ("in dollars", "what percentage") is answered only by a figure in it."""
+    return q.unit is None or (c.figure is not None and c.figure.unit == q.unit)
 
 
 def in_question(q: Question, s: Sentence, c: Candidate) -> float:
@@ -190,15 +186,11 @@ def focus_near(q: Question, s: Sentence, c: Candidate) -> float:
 
 def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int],
                        sentence_score: float) -> dict[str, float]:
-    first, expected, unexpected = type_scores(q, c)
-    unit_ok, unit_clash = unit_scores(q, c)
+    expected, unexpected = type_scores(q, c)
     return {
         "sentence": sentence_score,
-        "type_first": first,
         "type_expected": expected,
         "type_unexpected": unexpected,
-        "unit_ok": unit_ok,
-        "unit_clash": unit_clash,
         "in_question": in_question(q, s, c),
         "surface_near": surface_near(c, matched),
         "syntax_near": syntax_near(s, c, matched),

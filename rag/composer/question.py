@@ -156,11 +156,14 @@ def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[st
 
 def _unit(text: str, parsed: Parsed) -> str | None:
     """The currency or percent the question asks in: "in dollars", "how many yen", "what percentage"."""
+    figures = extract_figures(text)
     for t in parsed.tokens:
+        if any(q.start <= t.start < q.end for q in figures):  # "5 percent" in a question is not what it asks
+            continue
         if t.lemma in ("percent", "percentage", "%"):
             return "%"
         code = currency_of(t.text)
-        if code and not any(q.start <= t.start < q.end for q in extract_figures(text)):
+        if code:
             return code
     return None
 
