@@ -123,11 +123,12 @@ def test_beir_bad_line_names_file_and_line(tmp_path: Path, bad: str, why: str) -
     with pytest.raises(ReadError) as err:
         list(read_beir(path))
     assert "bad.jsonl line 3" in str(err.value) and why in str(err.value)
-    # In a folder read the failure is reported by name and the other files still load.
+    # In a folder read only the bad line fails, reported by file and line; the rest of the file loads.
     (tmp_path / "ok.txt").write_text("A fine document with one sentence in it.", encoding="utf-8")
     result = read_paths([tmp_path])
-    assert [d.doc_id for d in result.documents] == ["ok"]
+    assert [d.doc_id for d in result.documents] == ["a", "ok"]
     assert len(result.failed) == 1 and "bad.jsonl line 3" in result.failed[0]
+    assert result.failed_paths == {str(path.absolute())}
     assert "bad.jsonl line 3" in result.describe()
     with pytest.raises(ReadError, match="line 3"):
         read_paths([tmp_path], strict=True)
@@ -231,7 +232,7 @@ def test_folders_unknown_types_and_ids(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING):
         result = read_paths([tmp_path])
     ids = [d.doc_id for d in result.documents]
-    assert ids == ["a", "a.txt", "b/inner"]  # sorted walk (a.md before a.txt); ids stay unique
+    assert ids == ["a", "a.txt", "b__inner"]  # sorted walk (a.md before a.txt); unique ids without "/"
     assert result.documents[2].meta.title == "Inner notes"
     assert result.documents[0].meta.title == "A from sidecar"  # sidecar of a.* applies; not a document
     assert result.skipped == [f"{(tmp_path / 'sheet.xlsx').as_posix()}: unsupported file type '.xlsx'"]
