@@ -112,8 +112,9 @@ def write_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) ->
             if on_wait is not None:
                 on_wait(f"waiting for another ingest (pid {_lock_holder(fd)}) to finish with {index_dir} ...")
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for the waiting message only (a full disk may refuse it)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -184,7 +185,8 @@ def _read_manifest_file(gen: Path) -> dict[str, Any]:
                             f"reads {FORMAT_VERSION}; {rebuild_hint(gen.parent)}")
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     counts = manifest.get("counts")
-    missing += [f"counts.{k}" for k in COUNTS if not isinstance(counts, dict) or not isinstance(counts.get(k), int)]
+    if isinstance(counts, dict):
+        missing += [f"counts.{k}" for k in COUNTS if not isinstance(counts.get(k), int)]
     if missing:
         raise _corrupt(gen, f"{MANIFEST} lacks {', '.join(missing)}")
     return manifest
