@@ -315,7 +315,7 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
         if manifest is not None and manifest["config"]["model"] != config["model"] and not rebuild:
             check_compatible(manifest, config["model"], manifest["dim"], index_dir)
         live = _live_entries(manifest) if manifest else {}
-        incoming = _assign_ids(read, live)
+        incoming = _assign_ids(read, {} if rebuild else live)
         read_origins = {e.origin for e in incoming}
         if rebuild:
             removed = {k for k, e in live.items() if e.origin not in read_origins}
