@@ -235,6 +235,14 @@ class IndexData:
     annotations: AnnotationTable | None = None  # per sentence row, parsed at ingest
     faiss: faiss.Index | None = None  # built from chunk_vectors when written
     lexical: Lexical | None = None  # built from the chunks' text when written
+    extra: dict[str, Any] = field(default_factory=dict)  # artifacts without a field of their own, by attr
+
+    def get(self, attr: str) -> Any:
+        """An artifact's value: its field, or its entry in `extra` (None when absent)."""
+        return getattr(self, attr) if attr in _FIELDS else self.extra.get(attr)
+
+
+_FIELDS = frozenset(IndexData.__dataclass_fields__) - {"extra"}
 
 
 # ---------------------------------------------------------------- artifacts: the files of a generation
@@ -320,7 +328,7 @@ def _npy(name: str, attr: str, rows: str, optional: bool = False) -> Artifact:
 
     def save(path: Path, data: IndexData) -> None:
         with open(path, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(getattr(data, attr), dtype=np.float32))
+            np.save(fh, np.ascontiguousarray(data.get(attr), dtype=np.float32))
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -337,7 +345,7 @@ def _table(name: str, attr: str, cls: Any, rows: str, optional: bool = True) -> 
     """An object with `save(path)` and `cls.load(path)` (e.g. AnnotationTable)."""
 
     def save(path: Path, data: IndexData) -> None:
-        getattr(data, attr).save(path)
+        data.get(attr).save(path)
 
     return Artifact(name, attr, save, lambda path, _: {attr: cls.load(path)}, rows, optional)
 
@@ -352,6 +360,8 @@ def _save_lexical(path: Path, data: IndexData) -> None:
 
 
 # The files of a generation, in load order; each is checksummed in the manifest and its row count checked.
+# A new per-sentence table is one more line, e.g. `_table("roles.npz", "roles", RoleTable, rows="sentences")`,
+# its value set in `IndexData.extra["roles"]` by ingest and read back from there.
 ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("documents.jsonl", "documents", _save_documents, _load_documents, rows="documents"),
     Artifact("chunks.jsonl", "chunks", _save_chunks, _load_chunks, rows="chunks"),
@@ -403,7 +413,7 @@ def _cross_check(gen: Path, data: IndexData, artifacts: list[Artifact]) -> None:
     counts = m["counts"]
     expected = {"documents": counts["documents"], "chunks": counts["chunks"], "sentences": counts["sentences"]}
     for art in artifacts:
-        if art.rows is not None and (n := _count(getattr(data, art.attr))) != expected[art.rows]:
+        if art.rows is not None and (n := _count(data.get(art.attr))) != expected[art.rows]:
             raise _corrupt(gen, f"{art.name} holds {n} rows, {MANIFEST} counts {expected[art.rows]} {art.rows}")
     dim = m["dim"]
     if data.faiss is not None and data.faiss.d != dim:
@@ -441,8 +451,9 @@ def load_generation(gen: Path, *, with_bm25: bool = True, verify_checksums: bool
             if art.attr == "lexical" and not with_bm25:
                 continue
             fields.update(art.load(gen / art.name, fields))
-        data = IndexData(**fields)
-        _cross_check(gen, data, [a for a in artifacts if getattr(data, a.attr) is not None])
+        data = IndexData(**{k: v for k, v in fields.items() if k in _FIELDS},
+                         extra={k: v for k, v in fields.items() if k not in _FIELDS})
+        _cross_check(gen, data, [a for a in artifacts if data.get(a.attr) is not None])
     except BadIndexError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, IndexError) as exc:
@@ -524,7 +535,7 @@ def _write_files(tmp: Path, data: IndexData, settings: Settings) -> None:
     data.manifest["index_type"] = "hnsw" if isinstance(data.faiss, faiss.IndexHNSWFlat) else "flat"
     written = []
     for art in ARTIFACTS:
-        if getattr(data, art.attr) is None:
+        if data.get(art.attr) is None:
             if not art.optional:
                 raise ValueError(f"a generation needs {art.attr}")
             continue

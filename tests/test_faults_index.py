@@ -164,6 +164,28 @@ def test_every_file_is_checksummed_and_the_last_n_generations_kept(small_index, 
     assert len(generations(s.index_dir)) == 3
 
 
+def test_a_new_artifact_is_one_line_and_gets_the_same_checks(small_index, monkeypatch) -> None:
+    import rag.index as index_module
+    from rag.index import _table
+
+    _, s = small_index
+    data = load_generation(current_generation(s.index_dir))
+    monkeypatch.setattr(index_module, "ARTIFACTS",
+                        (*ARTIFACTS, _table("roles.npz", "roles", type(data.annotations), rows="sentences")))
+    data.faiss = data.lexical = None
+    data.extra["roles"] = data.annotations
+    gen = write_generation(s.index_dir, data, s)
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert "roles.npz" in manifest["artifacts"] and "roles.npz" in manifest["files"]
+    assert len(load_data(s.index_dir).extra["roles"]) == manifest["counts"]["sentences"]
+    short = load_generation(gen)
+    short.faiss = short.lexical = None
+    short.extra["roles"] = type(data.annotations).pack([short.annotations.raw(0)])  # one row, not one per sentence
+    with pytest.raises(CorruptIndexError, match="roles.npz holds 1 rows"):
+        write_generation(s.index_dir, short, s)
+    assert current_generation(s.index_dir) == gen
+
+
 def test_a_generation_that_fails_verification_never_goes_live(small_index) -> None:
     _, s = small_index
     live = current_generation(s.index_dir)
