@@ -87,7 +87,7 @@ def test_killed_mid_ingest_leaves_loadable_index(small, embedder: Embedder) -> N
     settings = settings.with_overrides(index_sentences=False)
     ingest([corpus], settings, embedder=embedder)
     before = current_generation(settings.index_dir)
-    for i in range(300):
+    for i in range(120):
         write_article(corpus, f"b{i:03d}", TOPICS[i % len(TOPICS)], i, f"Item number {i} of the agenda.")
     env = {**os.environ, "RAG_INDEX_DIR": str(settings.index_dir), "RAG_CACHE_DIR": str(settings.cache_dir),
            "RAG_INDEX_SENTENCES": "false"}
@@ -105,7 +105,7 @@ def test_killed_mid_ingest_leaves_loadable_index(small, embedder: Embedder) -> N
     store = Assistant.open(settings, embedder).store
     assert set(store.documents) == {"a0", "a1", "a2", "a3"}
     summary = ingest([corpus], settings, embedder=embedder)
-    assert len(summary.added) == 300
+    assert len(summary.added) == 120
     assert not [p for p in settings.index_dir.iterdir() if p.suffix == ".tmp"]
 
 
