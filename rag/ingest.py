@@ -152,8 +152,9 @@ def check_index_location(index_dir: Path, paths: Sequence[Path]) -> None:
         if src.is_relative_to(index):
             raise UsageError(f"{given} is inside the index folder {index_dir}; ingest articles from elsewhere")
     if index.is_dir():
-        articles = sorted(p.name for p in index.iterdir()
-                          if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED)
+        articles = sorted(p.name for p in index.iterdir()  # a README says what the folder is for
+                          if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED
+                          and p.stem.upper() != "README")
         if articles:
             raise UsageError(f"{index_dir} holds articles ({', '.join(articles[:3])}"
                              f"{', ...' if len(articles) > 3 else ''}); an index needs a folder of its own")

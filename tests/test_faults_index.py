@@ -518,6 +518,9 @@ def test_index_folder_must_exist_or_be_created_and_never_hold_articles(cli, tmp_
     code, _, err = cli("ingest", str(corpus), "--index", str(corpus), "--create", "-q")
     assert code == 2 and "inside" in one_line_error(err)
     articles = write_corpus(tmp_path / "articles", {"note": "Note\n\nA note with 1 line.\n"})
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "README.md").write_text("Indexes live here.\n")  # a folder's README is no article
+    assert cli("ingest", str(corpus), "--index", str(tmp_path / "own"), "--create", "-q")[0] == 0
     code, _, err = cli("ingest", str(corpus), "--index", str(articles), "--create", "-q")
     assert code == 2 and "holds articles (note.txt)" in one_line_error(err)
     assert sorted(p.name for p in articles.iterdir()) == ["note.txt"]
