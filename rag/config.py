@@ -8,7 +8,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-PATH_FIELDS = ("corpus_dir", "index_dir", "cache_dir")
+PATH_FIELDS = ("corpus_dir", "index_dir", "cache_dir", "bench_cache_dir")
 
 
 def project_root() -> Path:
