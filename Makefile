@@ -21,11 +21,13 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-run: setup
+# Serving only reads the index: `make index` adds and updates corpus/ in it first (documents ingested
+# from elsewhere stay). Exit status 1 means some files failed (listed) while the rest was indexed.
+run: setup index
 	$(BIN)/rag serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 index: setup
-	$(BIN)/rag ingest
+	$(BIN)/rag ingest || [ $$? -eq 1 ]
 
 # Debian's Chromium for the web-page test (the machine has no browser until it is installed).
 browser:
@@ -36,7 +38,7 @@ browser:
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup browser lint
+test: setup browser lint index
 	$(BIN)/python -m pytest
 	$(BIN)/rag eval
 

@@ -121,8 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(assistant: "Assistant | None" = None, settings: Settings | None = None, *,
                answer_processes: int = 0) -> FastAPI:
-    """The service over `assistant`, or over one opened at startup from `settings` (building the index
-    from the corpus when missing). With `answer_processes` > 0, answers
+    """The service over `assistant`, or over one opened at startup from `settings` (the index as
+    `rag ingest` wrote it; serving never writes). With `answer_processes` > 0, answers
     are computed in that many processes, each loading its own model, to use every core."""
     if settings is None:
         settings = getattr(assistant, "settings", None) or Settings()

@@ -22,8 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
 
     settings = serve_settings(args)
-    # Load (and if needed build, with progress) before listening, so the first request is fast.
-    assistant = Assistant.open(settings, progress=True)
+    # Load before listening, so the first request is fast; serving never writes the index (`rag ingest` does).
+    assistant = Assistant.open(settings)
     # One server process; with --workers N > 1, answers are computed in N processes (per request, so
     # load spreads evenly whatever the connections) and this process only speaks HTTP.
     app = create_app(assistant, settings, answer_processes=settings.workers if settings.workers > 1 else 0)

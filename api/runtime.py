@@ -53,7 +53,7 @@ def _open_in_process(settings_json: str) -> None:
     global _process_assistant
     from rag.assistant import Assistant
 
-    _process_assistant = Assistant.open(Settings.model_validate_json(settings_json), build=False)
+    _process_assistant = Assistant.open(Settings.model_validate_json(settings_json))
 
 
 def _ask_in_process(question: str, history: Sequence[Turn], top_k: int | None, filters: Filters | None) -> Answer:

@@ -22,7 +22,7 @@ def hybrid_latency(beir: Path, index_dir: Path) -> np.ndarray:
     """p50/p99 of hybrid search (query embedding included, query cache bypassed) over the BEIR queries."""
     settings = Settings(index_dir=index_dir, index_sentences=False)
     ingest([beir / "corpus.jsonl"], settings, progress=True)
-    assistant = Assistant.open(settings, build=False)
+    assistant = Assistant.open(settings)
     queries = [json.loads(line)["text"] for line in (beir / "queries.jsonl").read_text().splitlines() if line]
     assistant.search("warm up", k=10)
     times = []

@@ -161,7 +161,7 @@ def open_index(data: BeirDataset, settings: Settings, index_dir: Path, progress:
 
     beir_settings = settings.with_overrides(index_dir=Path(index_dir), index_sentences=False)
     ingest([data.root / "corpus.jsonl"], beir_settings, progress=progress)
-    return Assistant.open(beir_settings, build=False)
+    return Assistant.open(beir_settings)
 
 
 def retrieve(assistant: Any, data: BeirDataset, mode: str, k: int = 100,

@@ -7,14 +7,13 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from rag.composer import Composer
 from rag.config import Settings
 from rag.embedding import Embedder, get_embedder
 from rag.errors import QuestionError
-from rag.index import IndexStore, check_compatible, read_manifest
+from rag.index import IndexStore, check_compatible
 from rag.retrieval import Retriever
 from rag.types import Answer, Filters, Hit, Turn
 
@@ -42,9 +41,16 @@ def validate_question(question: object, max_chars: int) -> str:
     return text
 
 
-def _sources_of(index_dir: Path) -> list[str] | None:
-    manifest = read_manifest(index_dir)
-    return None if manifest is None else manifest.get("sources", [])
+def _note_settings_drift(manifest: dict[str, Any], settings: Settings) -> None:
+    """Say so when chunking settings differ from the index's: they apply at the next ingest, not now."""
+    from rag.ingest import config_changes, config_of
+
+    built, now = dict(manifest["config"]), config_of(settings)
+    built.pop("model", None)
+    now.pop("model", None)
+    if built != now:
+        log.warning("the index at %s was built with other settings (%s); they apply at the next `rag ingest`",
+                    settings.index_dir, config_changes(built, now))
 
 
 class Assistant:
@@ -58,22 +64,13 @@ class Assistant:
         self.composer = Composer(settings, store)
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None, build: bool = True,
-             progress: bool = False) -> Assistant:
-        """Load the index, first building or refreshing it from the corpus folder when it serves that."""
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> Assistant:
+        """Load the index as it is (verified, never written: only `rag ingest` writes) and the model."""
+        store = IndexStore.load(settings.index_dir, settings)
         embedder = embedder or get_embedder(settings)
-        sources = _sources_of(settings.index_dir)
-        corpus = str(settings.corpus_dir.resolve())
-        if build and (sources is None or sources == [corpus]):
-            from rag.ingest import ingest
-
-            summary = ingest([settings.corpus_dir], settings, progress=progress, embedder=embedder)
-            if summary.changed:
-                log.info(summary.describe())
-        manifest = read_manifest(settings.index_dir)
-        if manifest is not None:
-            check_compatible(manifest, embedder.model_name, embedder.dim, settings.index_dir)
-        return cls(settings, IndexStore.load(settings.index_dir, settings), embedder)
+        check_compatible(store.manifest, embedder.model_name, embedder.dim, settings.index_dir)
+        _note_settings_drift(store.manifest, settings)
+        return cls(settings, store, embedder)
 
     @property
     def documents(self):

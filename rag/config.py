@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+PATH_FIELDS = ("corpus_dir", "index_dir", "cache_dir", "bench_cache_dir")
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (where pyproject.toml is), else the current directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 class Settings(BaseSettings):
@@ -15,7 +22,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", protected_namespaces=())
 
-    # Paths
+    # Paths: relative ones are taken from root_dir, so every command works from any directory
+    root_dir: Path = Field(default_factory=project_root)
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
     cache_dir: Path = Path("index/cache")
@@ -42,6 +50,9 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = 128
     hnsw_ef_construction: int = 100
     near_duplicate_threshold: float = 0.8
+    keep_generations: int = Field(2, ge=1)  # generations kept on disk (the live one included) for rollback
+    max_document_bytes: int = Field(5_000_000, ge=1)  # larger files (and BEIR lines) are refused
+    verify_checksums: bool = True  # check every file of a generation against its manifest checksum on load
 
     # Retrieval
     top_k: int = 8
@@ -76,6 +87,20 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
 
+    @model_validator(mode="after")
+    def _paths_from_root(self) -> Settings:
+        for name in PATH_FIELDS:
+            path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, self.root_dir / path)
+        return self
+
     def with_overrides(self, **values: object) -> Settings:
-        """A copy with the given fields replaced, skipping values left as None (unset CLI flags)."""
-        return self.model_copy(update={k: v for k, v in values.items() if v is not None})
+        """A copy with the given fields replaced, skipping values left as None (unset CLI flags);
+        relative paths are taken from root_dir, as in the environment."""
+        update = {k: v for k, v in values.items() if v is not None}
+        root = Path(update.get("root_dir", self.root_dir))  # type: ignore[arg-type]
+        for name in PATH_FIELDS:
+            if name in update and not Path(update[name]).is_absolute():  # type: ignore[arg-type]
+                update[name] = root / Path(update[name])  # type: ignore[arg-type]
+        return self.model_copy(update=update)

@@ -15,3 +15,19 @@ class BadIndexError(RagError):
 
 class QuestionError(RagError, ValueError):
     """A question that cannot be asked (empty, too long, not text)."""
+
+
+class DiskFullError(BadIndexError):
+    """No space left while writing a generation; the live index is unchanged."""
+
+
+class UsageError(RagError):
+    """A command-line value out of range or a combination of options that cannot work."""
+
+
+class CorruptIndexError(BadIndexError):
+    """Index files that are damaged or disagree with each other; `reason` names the fault alone."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,18 +1,23 @@
-"""The persisted index: documents, chunks, vectors, FAISS and BM25, written as atomic generations.
+"""The persisted index: documents, chunks, vectors, FAISS and BM25, written as verified generations.
 
-Layout: `<index_dir>/CURRENT` names the live generation folder `gen-*`; a new generation is written
-beside it, fsynced, and switched to by renaming CURRENT, so a crash mid-write leaves the old one live.
+Layout: `<index_dir>/CURRENT` names the live generation folder `gen-*`. A new generation is written into
+`gen-*.tmp`, every file checksummed into its manifest, loaded back and cross-checked, renamed, and only
+then does CURRENT move (atomically); the last `keep_generations` stay on disk so `rag doctor --repair`
+can roll back. A failure at any step removes the partial folder and leaves the live generation as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +27,33 @@ import numpy as np
 
 from rag.annotate import AnnotationTable, Parsed
 from rag.config import Settings
-from rag.errors import BadIndexError
+from rag.errors import BadIndexError, CorruptIndexError, DiskFullError, RagError
 from rag.lexical import Lexical
 from rag.types import Chunk, DocMeta, Document, Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+")
+COUNTS = ("documents", "chunks", "sentences")
+MANIFEST_KEYS = ("format_version", "model", "dim", "config", "built_at", "counts", "documents", "artifacts",
+                 "files")
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}  # json.dumps leaves them raw
 
 
-def _rebuild_hint(index_dir: Path) -> str:
-    return f"rebuild it with `rag ingest --rebuild --index {index_dir}`"
+# ---------------------------------------------------------------- hints and small file helpers
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with `rag ingest --rebuild PATH --index {index_dir}`"
+
+
+def repair_hint(index_dir: Path, broken: Path | None = None) -> str:
+    """How to get a working index back: roll back when another generation exists, else rebuild."""
+    if any(g != broken for g in generations(index_dir)):
+        return f"run `rag doctor --repair --index {index_dir}` to roll back to the last good generation"
+    return rebuild_hint(index_dir)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -49,16 +71,84 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, whether raised by Python or reported by a C++ library (FAISS) in its message."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+
+
+# ---------------------------------------------------------------- the write lock
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 @contextlib.contextmanager
-def write_lock(index_dir: Path) -> Iterator[None]:
-    """One writer per index folder at a time; a second ingest waits for the first."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def write_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One writer per index folder at a time; a second one says whom it waits for, then waits."""
+    path = index_dir / LOCK
+    if path.is_dir():
+        raise BadIndexError(f"{path} is a folder, not a lock file; remove it with `rmdir {path}` "
+                            f"(or `rag doctor --repair --index {index_dir}`)")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RagError(f"cannot lock the index at {index_dir}: {exc.strerror or exc}") from exc
+    try:
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(f"waiting for another ingest (pid {_lock_holder(fd)}) to finish with {index_dir} ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # the pid is for the waiting message only (a full disk may refuse it)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def lock_holder(index_dir: Path) -> str | None:
+    """The pid (as written) of the process holding the write lock, or None when it is free."""
+    path = index_dir / LOCK
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        return holder
+    os.close(fd)
+    return None
+
+
+# ---------------------------------------------------------------- generations on disk
+
+
+def generations(index_dir: Path) -> list[Path]:
+    """Complete generation folders, oldest first (names sort by creation time)."""
+    if not index_dir.is_dir():
+        return []
+    return sorted(p for p in index_dir.iterdir() if GENERATION.fullmatch(p.name))
+
+
+def partial_generations(index_dir: Path) -> list[Path]:
+    """Leftovers of writes that did not finish (`gen-*.tmp`)."""
+    return sorted(index_dir.glob("gen-*.tmp")) if index_dir.is_dir() else []
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -66,26 +156,46 @@ def current_generation(index_dir: Path) -> Path | None:
     pointer = index_dir / CURRENT
     if not pointer.exists():
         return None
-    gen = index_dir / pointer.read_text().strip()
+    def bad(reason: str) -> CorruptIndexError:
+        return CorruptIndexError(f"index at {index_dir}: {reason}; {repair_hint(index_dir)}", reason)
+
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise bad(f"{CURRENT} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise bad(f"cannot read {CURRENT} ({exc.strerror or exc})") from exc
+    if not GENERATION.fullmatch(name):
+        raise bad(f"{CURRENT} names {name[:80]!r}, not a generation")
+    gen = index_dir / name
     if not gen.is_dir():
-        raise BadIndexError(f"index at {index_dir} points at missing {gen.name}; {_rebuild_hint(index_dir)}")
+        raise bad(f"{CURRENT} points at missing {name}")
     return gen
+
+
+def _read_manifest_file(gen: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((gen / MANIFEST).read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _corrupt(gen, f"{MANIFEST}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise _corrupt(gen, f"{MANIFEST} is not a JSON object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BadIndexError(f"index at {gen.parent} has format {manifest.get('format_version')}, this version "
+                            f"reads {FORMAT_VERSION}; {rebuild_hint(gen.parent)}")
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    counts = manifest.get("counts")
+    if isinstance(counts, dict):
+        missing += [f"counts.{k}" for k in COUNTS if not isinstance(counts.get(k), int)]
+    if missing:
+        raise _corrupt(gen, f"{MANIFEST} lacks {', '.join(missing)}")
+    return manifest
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     """The live manifest, or None when there is no index; a corrupt one raises BadIndexError."""
     gen = current_generation(index_dir)
-    if gen is None:
-        return None
-    try:
-        manifest = json.loads((gen / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BadIndexError(f"index at {index_dir} is corrupt (manifest.json: {exc}); "
-                            f"{_rebuild_hint(index_dir)}") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BadIndexError(f"index at {index_dir} has format {manifest.get('format_version')}, this version "
-                            f"reads {FORMAT_VERSION}; {_rebuild_hint(index_dir)}")
-    return manifest
+    return None if gen is None else _read_manifest_file(gen)
 
 
 def check_compatible(manifest: dict[str, Any], model: str, dim: int, index_dir: Path) -> None:
@@ -93,7 +203,7 @@ def check_compatible(manifest: dict[str, Any], model: str, dim: int, index_dir: 
     if manifest["model"] != model or manifest["dim"] != dim:
         raise BadIndexError(
             f"index at {index_dir} was built with model {manifest['model']} (dim {manifest['dim']}), "
-            f"but this run uses {model} (dim {dim}); {_rebuild_hint(index_dir)} "
+            f"but this run uses {model} (dim {dim}); {rebuild_hint(index_dir)} "
             f"or run with --model {manifest['model']}")
 
 
@@ -123,116 +233,473 @@ class IndexData:
     sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk, rows of sentence_vectors
     sentence_vectors: np.ndarray | None = None
     annotations: AnnotationTable | None = None  # per sentence row, parsed at ingest
+    faiss: faiss.Index | None = None  # built from chunk_vectors when written
+    lexical: Lexical | None = None  # built from the chunks' text when written
+    extra: dict[str, Any] = field(default_factory=dict)  # artifacts without a field of their own, by attr
+
+    def get(self, attr: str) -> Any:
+        """An artifact's value: its field, or its entry in `extra` (None when absent)."""
+        return getattr(self, attr) if attr in _FIELDS else self.extra.get(attr)
 
 
-def _doc_json(doc: Document) -> str:
-    meta = {k: getattr(doc.meta, k) for k in DocMeta.__slots__}
-    meta["languages"] = list(doc.meta.languages)
-    return json.dumps({"doc_id": doc.doc_id, "text": doc.text, "meta": meta}, ensure_ascii=False)
+_FIELDS = frozenset(IndexData.__dataclass_fields__) - {"extra"}
 
 
-def _chunk_json(chunk: Chunk, rows: list[int]) -> str:
-    return json.dumps({"chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "start": chunk.start,
-                       "end": chunk.end, "sentences": [[s.start, s.end] for s in chunk.sentences],
-                       "n_tokens": chunk.n_tokens, "sentence_rows": rows})
+# ---------------------------------------------------------------- artifacts: the files of a generation
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One named file (or folder) of a generation and the IndexData field it stores.
+
+    `rows` names the count its length must equal ("documents", "chunks" or "sentences"); an optional
+    artifact is written only when its field is not None.
+    """
+
+    name: str
+    attr: str
+    save: Callable[[Path, IndexData], None]
+    load: Callable[[Path, dict[str, Any]], dict[str, Any]]  # given the fields read so far -> fields it sets
+    rows: str | None = None
+    optional: bool = False
+
+
+def _jsonl(records: Iterator[dict[str, Any]]) -> bytes:
+    """JSON Lines that any line splitter reads back: only "\\n" ends a line (U+2028 & co. are escaped)."""
+    out = []
+    for rec in records:
+        line = json.dumps(rec, ensure_ascii=False)
+        for raw, escaped in _LINE_BREAKS.items():
+            line = line.replace(raw, escaped)
+        out.append(line)
+    return "\n".join(out).encode("utf-8")
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Records of a JSON Lines file, split on "\\n" only (str.splitlines also splits inside strings)."""
+    return [json.loads(line) for line in path.read_bytes().decode("utf-8").split("\n") if line.strip()]
+
+
+def _save_documents(path: Path, data: IndexData) -> None:
+    def record(doc: Document) -> dict[str, Any]:
+        meta = {k: getattr(doc.meta, k) for k in DocMeta.__slots__}
+        meta["languages"] = list(doc.meta.languages)
+        return {"doc_id": doc.doc_id, "text": doc.text, "meta": meta}
+
+    _fsync_write(path, _jsonl(record(d) for d in data.documents.values()))
+
+
+def _load_documents(path: Path, _: dict[str, Any]) -> dict[str, Any]:
+    documents = {}
+    for d in read_jsonl(path):
+        meta = d["meta"]
+        meta["languages"] = tuple(meta.get("languages") or ())
+        documents[d["doc_id"]] = Document(d["doc_id"], d["text"], DocMeta(**meta))
+    return {"documents": documents}
+
+
+def _save_chunks(path: Path, data: IndexData) -> None:
+    rows = data.sentence_rows or [[] for _ in data.chunks]
+    _fsync_write(path, _jsonl(
+        {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
+         "sentences": [[s.start, s.end] for s in c.sentences], "n_tokens": c.n_tokens, "sentence_rows": r}
+        for c, r in zip(data.chunks, rows, strict=True)))
+
+
+def _load_chunks(path: Path, loaded: dict[str, Any]) -> dict[str, Any]:
+    documents: dict[str, Document] = loaded["documents"]
+    chunks, sentence_rows = [], []
+    for c in read_jsonl(path):
+        text = documents[c["doc_id"]].text
+        start, end = c["start"], c["end"]
+        sents = tuple(Span(s, e) for s, e in c["sentences"])
+        if not (0 <= start <= end <= len(text)) or any(not start <= s.start <= s.end <= end for s in sents):
+            raise ValueError(f"chunk {c['chunk_id']} spans [{start}, {end}) outside its document "
+                             f"({len(text)} characters) or its sentences")
+        chunks.append(Chunk(c["chunk_id"], c["doc_id"], start, end, text[start:end], sents, c["n_tokens"]))
+        if len(c["sentence_rows"]) not in (0, len(sents)):
+            raise ValueError(f"chunk {c['chunk_id']} has {len(sents)} sentences but {len(c['sentence_rows'])} rows")
+        sentence_rows.append(c["sentence_rows"])
+    return {"chunks": chunks, "sentence_rows": sentence_rows}
+
+
+def _npy(name: str, attr: str, rows: str, optional: bool = False) -> Artifact:
+    """A float32 matrix stored with np.save."""
+
+    def save(path: Path, data: IndexData) -> None:
+        with open(path, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(data.get(attr), dtype=np.float32))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load(path: Path, _: dict[str, Any]) -> dict[str, Any]:
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 2:
+            raise ValueError(f"{name} has {arr.ndim} dimensions, expected 2")
+        return {attr: arr}
+
+    return Artifact(name, attr, save, load, rows, optional)
+
+
+def _table(name: str, attr: str, cls: Any, rows: str, optional: bool = True) -> Artifact:
+    """An object with `save(path)` and `cls.load(path)` (e.g. AnnotationTable)."""
+
+    def save(path: Path, data: IndexData) -> None:
+        data.get(attr).save(path)
+
+    return Artifact(name, attr, save, lambda path, _: {attr: cls.load(path)}, rows, optional)
+
+
+def _save_faiss(path: Path, data: IndexData) -> None:
+    faiss.write_index(data.faiss, str(path))
+
+
+def _save_lexical(path: Path, data: IndexData) -> None:
+    assert data.lexical is not None
+    data.lexical.save(path)
+
+
+# The files of a generation, in load order; each is checksummed in the manifest and its row count checked.
+# A new per-sentence table is one more line, e.g. `_table("roles.npz", "roles", RoleTable, rows="sentences")`,
+# its value set in `IndexData.extra["roles"]` by ingest and read back from there.
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("documents.jsonl", "documents", _save_documents, _load_documents, rows="documents"),
+    Artifact("chunks.jsonl", "chunks", _save_chunks, _load_chunks, rows="chunks"),
+    _npy("chunk_vectors.npy", "chunk_vectors", rows="chunks"),
+    _npy("sentence_vectors.npy", "sentence_vectors", rows="sentences", optional=True),
+    _table("annotations.npz", "annotations", AnnotationTable, rows="sentences"),
+    Artifact("faiss.index", "faiss", _save_faiss, lambda p, _: {"faiss": faiss.read_index(str(p))}, rows="chunks"),
+    Artifact("bm25", "lexical", _save_lexical, lambda p, _: {"lexical": Lexical.load(p)}, rows="chunks"),
+)
+
+
+def _files_of(root: Path, name: str) -> list[Path]:
+    path = root / name
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _count(value: Any) -> int:
+    return int(value.ntotal) if isinstance(value, faiss.Index) else len(value)
+
+
+# ---------------------------------------------------------------- verification
+
+
+def _corrupt(gen: Path, reason: str) -> CorruptIndexError:
+    return CorruptIndexError(f"index at {gen.parent}: generation {gen.name} is corrupt ({reason}); "
+                             f"{repair_hint(gen.parent, gen)}", reason)
+
+
+def _verify_checksums(gen: Path, manifest: dict[str, Any], artifacts: list[Artifact]) -> None:
+    files: dict[str, Any] = manifest["files"]
+    for art in artifacts:
+        if not any(rel == art.name or rel.startswith(art.name + "/") for rel in files):
+            raise _corrupt(gen, f"{MANIFEST} lists no checksum for {art.name}")
+    for rel, want in files.items():
+        path = gen / rel
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise _corrupt(gen, f"{rel} is missing") from exc
+        if size != want["bytes"]:
+            raise _corrupt(gen, f"{rel} has {size} bytes, {MANIFEST} says {want['bytes']}")
+        if _sha256(path) != want["sha256"]:
+            raise _corrupt(gen, f"{rel} does not match its checksum")
+
+
+def _cross_check(gen: Path, data: IndexData, artifacts: list[Artifact]) -> None:
+    """Row counts, dimensions and offsets agree across the files (checksums alone trust the writer)."""
+    m = data.manifest
+    counts = m["counts"]
+    expected = {"documents": counts["documents"], "chunks": counts["chunks"], "sentences": counts["sentences"]}
+    for art in artifacts:
+        if art.rows is not None and (n := _count(data.get(art.attr))) != expected[art.rows]:
+            raise _corrupt(gen, f"{art.name} holds {n} rows, {MANIFEST} counts {expected[art.rows]} {art.rows}")
+    dim = m["dim"]
+    if data.faiss is not None and data.faiss.d != dim:
+        raise _corrupt(gen, f"faiss.index has dimension {data.faiss.d}, the index {dim}")
+    for name, arr in (("chunk_vectors.npy", data.chunk_vectors), ("sentence_vectors.npy", data.sentence_vectors)):
+        if arr is not None and len(arr) and arr.shape[1] != dim:
+            raise _corrupt(gen, f"{name} has dimension {arr.shape[1]}, the index {dim}")
+    if set(m["documents"]) != set(data.documents):
+        raise _corrupt(gen, f"documents.jsonl and {MANIFEST} list different documents")
+    n_sent = expected["sentences"]
+    if any(not 0 <= r < n_sent for rows in data.sentence_rows for r in rows):
+        raise _corrupt(gen, f"chunks.jsonl points at sentence rows outside 0..{n_sent - 1}")
+    if len({c.chunk_id for c in data.chunks}) != len(data.chunks):
+        raise _corrupt(gen, "chunks.jsonl repeats a chunk id")
+
+
+def load_generation(gen: Path, *, with_bm25: bool = True, verify_checksums: bool = True) -> IndexData:
+    """Read one generation folder and check it end to end; any fault raises BadIndexError naming the fix."""
+    manifest = _read_manifest_file(gen)
+    listed = set(manifest["artifacts"])
+    unknown = listed - {a.name for a in ARTIFACTS}
+    if unknown:
+        raise _corrupt(gen, f"{MANIFEST} lists unknown artifacts {sorted(unknown)} (written by a newer version?)")
+    artifacts = []
+    for art in ARTIFACTS:
+        if art.name in listed:
+            artifacts.append(art)
+        elif not art.optional:
+            raise _corrupt(gen, f"{MANIFEST} does not list {art.name}")
+    try:
+        if verify_checksums:
+            _verify_checksums(gen, manifest, artifacts)
+        fields: dict[str, Any] = {"manifest": manifest}
+        for art in artifacts:
+            if art.attr == "lexical" and not with_bm25:
+                continue
+            fields.update(art.load(gen / art.name, fields))
+        data = IndexData(**{k: v for k, v in fields.items() if k in _FIELDS},
+                         extra={k: v for k, v in fields.items() if k not in _FIELDS})
+        _cross_check(gen, data, [a for a in artifacts if data.get(a.attr) is not None])
+    except BadIndexError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, IndexError) as exc:
+        raise _corrupt(gen, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    return data
+
+
+def load_data(index_dir: Path, with_bm25: bool = True, verify_checksums: bool = True) -> IndexData:
+    """The live generation, verified; retried when an ingest switches CURRENT while it is being read."""
+    for attempt in range(3):
+        gen = current_generation(index_dir)
+        if gen is None:
+            raise BadIndexError(f"no index at {index_dir}; build one with "
+                                f"`rag ingest PATH --index {index_dir} --create`")
+        try:
+            return load_generation(gen, with_bm25=with_bm25, verify_checksums=verify_checksums)
+        except BadIndexError:
+            if attempt == 2 or current_generation(index_dir) == gen:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _new_name() -> str:
+    now = time.time()
+    return f"gen-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{int(now % 1 * 1e6):06d}-{os.getpid()}"
 
 
 def write_generation(index_dir: Path, data: IndexData, settings: Settings) -> Path:
-    """Write a complete generation beside the live one, then switch CURRENT to it atomically."""
+    """Write, verify and switch to a new generation; the caller holds `write_lock(index_dir)`.
+
+    Leftover partial generations are removed first; on any failure the partial folder goes too and the
+    live generation stays. Afterwards only the newest `settings.keep_generations` remain.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    for stale in partial_generations(index_dir):  # no other writer runs: the lock is ours
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        previous = current_generation(index_dir)
+    except BadIndexError:  # a rebuild over a broken pointer
+        previous = None
+    name = _new_name()
+    while (index_dir / name).exists():
+        name = _new_name()
     tmp = index_dir / f"{name}.tmp"
-    tmp.mkdir()
-    docs = "\n".join(_doc_json(d) for d in data.documents.values())
-    _fsync_write(tmp / "documents.jsonl", docs.encode())
-    rows = data.sentence_rows or [[] for _ in data.chunks]
-    chunks = "\n".join(_chunk_json(c, r) for c, r in zip(data.chunks, rows, strict=True))
-    _fsync_write(tmp / "chunks.jsonl", chunks.encode())
-    for fname, arr in (("chunk_vectors.npy", data.chunk_vectors), ("sentence_vectors.npy", data.sentence_vectors)):
-        if arr is not None:
-            with open(tmp / fname, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr, dtype=np.float32))
-                fh.flush()
-                os.fsync(fh.fileno())
-    if data.annotations is not None:
-        data.annotations.save(tmp / "annotations.npz")
-    index = build_faiss(data.chunk_vectors, settings)
-    faiss.write_index(index, str(tmp / "faiss.index"))
-    data.manifest["index_type"] = "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
-    Lexical.build([c.text for c in data.chunks]).save(tmp / "bm25")
-    for path in (tmp / "faiss.index", *tmp.glob("annotations.npz"), *(tmp / "bm25").iterdir()):
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_write(tmp / "manifest.json", json.dumps(data.manifest, indent=1, ensure_ascii=False).encode())
-    _fsync_dir(tmp)
-    gen = index_dir / name
-    tmp.rename(gen)
-    _fsync_write(index_dir / f"{CURRENT}.tmp", name.encode())
-    os.replace(index_dir / f"{CURRENT}.tmp", index_dir / CURRENT)
-    _fsync_dir(index_dir)
-    for old in index_dir.glob("gen-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        _write_files(tmp, data, settings)
+        load_generation(tmp)  # read back exactly what a reader will read
+        gen = index_dir / name
+        tmp.rename(gen)
+        _fsync_write(index_dir / f"{CURRENT}.tmp", name.encode())
+        os.replace(index_dir / f"{CURRENT}.tmp", index_dir / CURRENT)
+        _fsync_dir(index_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (index_dir / f"{CURRENT}.tmp").unlink(missing_ok=True)
+        if is_disk_full(exc):
+            free = shutil.disk_usage(index_dir).free
+            raise DiskFullError(f"no space left on the device of {index_dir} ({free / 1e6:.1f} MB free) while "
+                                f"writing a new generation; the live index is unchanged; free some space and "
+                                f"run the ingest again") from exc
+        if isinstance(exc, OSError):
+            raise RagError(f"cannot write the index at {index_dir}: {exc.strerror or exc}; "
+                           f"the live index is unchanged") from exc
+        raise
+    prune_generations(index_dir, settings.keep_generations, keep={gen, *(p for p in [previous] if p)})
     return gen
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def _write_files(tmp: Path, data: IndexData, settings: Settings) -> None:
+    if data.faiss is None:
+        data.faiss = build_faiss(data.chunk_vectors, settings)
+    if data.lexical is None:
+        data.lexical = Lexical.build([c.text for c in data.chunks])
+    data.manifest["index_type"] = "hnsw" if isinstance(data.faiss, faiss.IndexHNSWFlat) else "flat"
+    written = []
+    for art in ARTIFACTS:
+        if data.get(art.attr) is None:
+            if not art.optional:
+                raise ValueError(f"a generation needs {art.attr}")
+            continue
+        art.save(tmp / art.name, data)
+        written.append(art.name)
+    files = {}
+    for art_name in written:
+        for path in _files_of(tmp, art_name):
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+            files[path.relative_to(tmp).as_posix()] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    data.manifest.update(format_version=FORMAT_VERSION, artifacts=written, files=files)
+    _fsync_write(tmp / MANIFEST, json.dumps(data.manifest, indent=1, ensure_ascii=False).encode())
+    for folder in {tmp, *(p.parent for p in tmp.rglob("*") if p.is_file())}:
+        _fsync_dir(folder)
 
 
-def load_data(index_dir: Path, with_bm25: bool = True) -> tuple[IndexData, faiss.Index | None, Lexical | None]:
-    """Read the live generation; any missing, truncated or inconsistent file raises BadIndexError."""
-    manifest = read_manifest(index_dir)
-    if manifest is None:
-        raise BadIndexError(f"no index at {index_dir}; build one with `rag ingest --index {index_dir}`")
-    gen = current_generation(index_dir)
-    assert gen is not None
+def prune_generations(index_dir: Path, keep_last: int, keep: Collection[Path] = ()) -> list[Path]:
+    """Remove all but the newest `keep_last` generations (and never those in `keep` or the live one)."""
+    live = current_generation(index_dir)
+    gens = generations(index_dir)
+    keep = set(keep) | set(gens[-keep_last:]) | ({live} if live else set())
+    removed = [g for g in gens if g not in keep]
+    for old in removed:
+        shutil.rmtree(old, ignore_errors=True)
+    return removed
+
+
+def switch_current(index_dir: Path, gen: Path) -> None:
+    """Point CURRENT at an existing generation (atomically), e.g. to roll back."""
+    _fsync_write(index_dir / f"{CURRENT}.tmp", gen.name.encode())
+    os.replace(index_dir / f"{CURRENT}.tmp", index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@dataclass
+class GenerationState:
+    """One generation folder as `rag doctor` found it."""
+
+    path: Path
+    live: bool
+    problem: str | None = None
+    documents: int = 0
+    chunks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class IndexHealth:
+    """What is wrong with an index folder, if anything: the live pointer, each generation, leftovers."""
+
+    index_dir: Path
+    current_problem: str | None = None
+    lock_problem: str | None = None
+    locked_by: str | None = None
+    generations: list[GenerationState] = field(default_factory=list)
+    partial: list[Path] = field(default_factory=list)
+
+    @property
+    def live(self) -> GenerationState | None:
+        return next((g for g in self.generations if g.live), None)
+
+    @property
+    def ok(self) -> bool:
+        live = self.live
+        return (self.current_problem is None and self.lock_problem is None and live is not None and live.ok
+                and (not self.partial or self.locked_by is not None))
+
+    def describe(self) -> str:
+        lines = [f"index {self.index_dir}: {'ok' if self.ok else 'needs repair'}"]
+        if self.current_problem:
+            lines.append(f"  {CURRENT}: {self.current_problem}")
+        if self.lock_problem:
+            lines.append(f"  {LOCK}: {self.lock_problem}")
+        if self.locked_by:
+            lines.append(f"  an ingest (pid {self.locked_by}) is writing")
+        for g in reversed(self.generations):
+            state = f"ok, {g.documents} documents, {g.chunks} chunks" if g.ok else f"corrupt: {g.problem}"
+            lines.append(f"  {g.path.name}{' (live)' if g.live else ''}: {state}")
+        lines += [f"  {p.name}: partial write{' (in progress)' if self.locked_by else ''}" for p in self.partial]
+        return "\n".join(lines)
+
+
+def check_index(index_dir: Path) -> IndexHealth:
+    """Verify every generation (checksums, counts, offsets) and the files around them; never writes."""
+    health = IndexHealth(index_dir)
+    if not index_dir.is_dir():
+        health.current_problem = "the folder does not exist"
+        return health
+    live: Path | None = None
     try:
-        documents = {}
-        for d in _read_jsonl(gen / "documents.jsonl"):
-            meta = d["meta"]
-            meta["languages"] = tuple(meta.get("languages") or ())
-            documents[d["doc_id"]] = Document(d["doc_id"], d["text"], DocMeta(**meta))
-        chunks, sentence_rows = [], []
-        for c in _read_jsonl(gen / "chunks.jsonl"):
-            text = documents[c["doc_id"]].text[c["start"] : c["end"]]
-            sents = tuple(Span(s, e) for s, e in c["sentences"])
-            chunks.append(Chunk(c["chunk_id"], c["doc_id"], c["start"], c["end"], text, sents, c["n_tokens"]))
-            sentence_rows.append(c["sentence_rows"])
-        vectors = np.load(gen / "chunk_vectors.npy")
-        sent_path = gen / "sentence_vectors.npy"
-        sentence_vectors = np.load(sent_path) if sent_path.exists() else None
-        ann_path = gen / "annotations.npz"
-        annotations = AnnotationTable.load(ann_path) if ann_path.exists() else None
-        index = faiss.read_index(str(gen / "faiss.index"))
-        lexical = Lexical.load(gen / "bm25") if with_bm25 else None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
-        raise BadIndexError(f"index at {index_dir} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                            f"{_rebuild_hint(index_dir)}") from exc
-    if not (len(chunks) == len(vectors) == index.ntotal) or (len(vectors) and vectors.shape[1] != manifest["dim"]):
-        raise BadIndexError(f"index at {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors, "
-                            f"{index.ntotal} in FAISS); {_rebuild_hint(index_dir)}")
-    if annotations is not None and sentence_vectors is not None and len(annotations) != len(sentence_vectors):
-        raise BadIndexError(f"index at {index_dir} is inconsistent ({len(annotations)} annotated sentences, "
-                            f"{len(sentence_vectors)} sentence vectors); {_rebuild_hint(index_dir)}")
-    data = IndexData(manifest, documents, chunks, vectors, sentence_rows, sentence_vectors, annotations)
-    return data, index, lexical
+        live = current_generation(index_dir)
+        if live is None:
+            health.current_problem = "missing (no generation is live)"
+    except BadIndexError as exc:
+        health.current_problem = getattr(exc, "reason", str(exc))
+    if (index_dir / LOCK).is_dir():
+        health.lock_problem = "a folder, not a lock file"
+    else:
+        health.locked_by = lock_holder(index_dir)
+    for gen in generations(index_dir):
+        state = GenerationState(gen, live=gen == live)
+        try:
+            data = load_generation(gen)
+            state.documents, state.chunks = len(data.documents), len(data.chunks)
+        except BadIndexError as exc:
+            state.problem = getattr(exc, "reason", str(exc))
+        health.generations.append(state)
+    health.partial = partial_generations(index_dir)
+    return health
+
+
+def repair_index(index_dir: Path, on_wait: Callable[[str], None] | None = None) -> list[str]:
+    """Roll back to the newest good generation, drop corrupt ones and partial writes; returns what it did."""
+    done = []
+    lock = index_dir / LOCK
+    if lock.is_dir():
+        try:
+            lock.rmdir()
+        except OSError as exc:
+            raise BadIndexError(f"{lock} is a folder with files in it; look inside and remove it yourself "
+                                f"({exc.strerror})") from exc
+        done.append(f"removed the folder {LOCK}")
+    with write_lock(index_dir, on_wait):
+        health = check_index(index_dir)
+        good = [g for g in health.generations if g.ok]
+        if not good:
+            raise BadIndexError(f"index at {index_dir} has no good generation left; {rebuild_hint(index_dir)}")
+        live = health.live
+        if live is None or not live.ok:
+            switch_current(index_dir, good[-1].path)
+            done.append(f"rolled back to {good[-1].path.name} ({good[-1].documents} documents)")
+        for g in health.generations:
+            if not g.ok:
+                shutil.rmtree(g.path, ignore_errors=True)
+                done.append(f"removed corrupt {g.path.name}")
+        for p in health.partial:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed partial {p.name}")
+    return done
+
+
+# ---------------------------------------------------------------- the loaded index
 
 
 class IndexStore:
     """A loaded, read-only index: lookups of documents, chunks and vectors, and both searches."""
 
     def __init__(self, index_dir: Path, settings: Settings) -> None:
-        data, faiss_index, lexical = load_data(index_dir)
+        data = load_data(index_dir, verify_checksums=settings.verify_checksums)
         self.index_dir = index_dir
         self.manifest = data.manifest
         self.documents = data.documents
         self.chunks = data.chunks
         self._data = data
         self._parses: dict[int, Parsed] = {}  # decoded on first use; a dict write is atomic under the GIL
-        self._faiss = faiss_index
-        self._lexical = lexical
+        self._faiss = data.faiss
+        self._lexical = data.lexical
         self._ef_search = settings.hnsw_ef_search
         faiss.omp_set_num_threads(settings.faiss_query_threads)
         self.chunk_doc_ids = np.array([c.doc_id for c in self.chunks], dtype=object)
@@ -270,6 +737,7 @@ class IndexStore:
     def dense(self, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
         """Chunk rows and cosine scores of the k nearest chunks, optionally among allowed rows only."""
+        assert self._faiss is not None
         k = min(k, self._faiss.ntotal)
         if k == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)

@@ -53,6 +53,10 @@ class Lexical:
     def load(cls, folder: Path) -> Lexical:
         return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
 
+    def __len__(self) -> int:
+        """Number of chunk rows indexed."""
+        return int(self._model.scores["num_docs"])
+
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
 

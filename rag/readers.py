@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,8 @@ HTML_SUFFIXES = (".html", ".htm")
 SUPPORTED = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".jsonl")
 SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FIELDS = frozenset(("title", "publisher", "published", "languages", "source_file", "url"))
+BINARY_CONTROL_SHARE = 0.10  # text with more control characters than this is taken for binary data
+FOLDER_SEPARATOR = "__"  # stands for "/" in the ids of documents in subfolders, so ids fit in one URL segment
 GENERIC_HEADINGS = frozenset(
     "key takeaways|summary|highlights|overview|abstract|introduction|contents|table of contents|"
     "what happened|why it matters|what's next|background|conclusion|workflow|news|home".split("|")
@@ -36,12 +39,18 @@ GENERIC_HEADINGS = frozenset(
 
 @dataclass(slots=True)
 class ReadResult:
-    """What reading produced: documents, plus "path: why" for each file skipped (unsupported) or failed."""
+    """What reading produced: documents, plus "path: why" for each file skipped (unsupported) or failed.
+
+    `origins` maps each document id to (absolute file path, BEIR `_id` or None); `failed_paths` holds the
+    absolute paths of files that failed in whole or in part, so no caller mistakes them for deleted files.
+    """
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    origins: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    failed_paths: set[str] = field(default_factory=set)
 
     def describe(self) -> str:
         """A short human summary naming every skipped and failed file."""
@@ -86,12 +95,30 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
+def binary_reason(data: bytes | None, text: str) -> str | None:
+    """Why bytes (or their decoded text) are not a text document: NUL bytes, no encoding fits, or mostly
+    control characters; None for text. Line and page breaks (\\t \\n \\r \\f \\v, U+0085) are text."""
+    if data is not None and b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary data (NUL bytes), not text"
+    if not text:
+        return None
+    controls = sum(1 for ch in text if (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v\x85")
+                   or ch == "\ufffd")
+    if controls > BINARY_CONTROL_SHARE * len(text):
+        return f"binary data ({controls / len(text):.0%} control characters), not text"
+    return None
+
+
 def _read_text_file(path: Path, notes: list[str]) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ReadError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
     text, enc = decode_bytes(data)
+    if enc == "latin-1":  # bytes no Windows code page defines: not text in any encoding tried
+        raise ReadError(f"{path}: undecodable bytes (not UTF-8, no text encoding fits), not text")
+    if reason := binary_reason(data, text):
+        raise ReadError(f"{path}: {reason}")
     if enc != "utf-8":
         notes.append(f"{path}: not UTF-8, decoded as {enc}")
         log.warning("%s: not UTF-8, decoded as %s", path, enc)
@@ -298,11 +325,14 @@ def read_pdf(path: Path) -> tuple[str, DocMeta]:
     return text, meta
 
 
-def read_beir(path: Path, notes: list[str] | None = None) -> Iterator[Document]:
+def read_beir(path: Path, notes: list[str] | None = None, errors: list[str] | None = None,
+              max_bytes: int | None = None) -> Iterator[Document]:
     """Documents of a BEIR corpus file (`_id`, `title`, `text`, optional `metadata`), one per line.
 
     The text is `title + "\\n\\n" + text` when there is a title, so offsets are into that composed text.
-    A bad line raises ReadError naming the file and the line number.
+    A bad line (invalid JSON, missing fields, a repeated `_id`, binary text, over `max_bytes`) raises
+    ReadError naming the file and line; with an `errors` list it is recorded there and skipped instead.
+    The document id is the `_id` with "/" replaced (see `safe_doc_id`).
     """
     try:
         handle = path.open("rb")
@@ -313,36 +343,59 @@ def read_beir(path: Path, notes: list[str] | None = None) -> Iterator[Document]:
         for n, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            line, enc = decode_bytes(raw)
-            if enc != "utf-8" and notes is not None:
-                notes.append(f"{path} line {n}: not UTF-8, decoded as {enc}")
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ReadError(f"{path} line {n}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ReadError(f"{path} line {n}: expected a JSON object")
-            doc_id, body = obj.get("_id"), obj.get("text")
-            if doc_id is None or str(doc_id) == "" or not isinstance(body, str):
-                raise ReadError(f"{path} line {n}: a BEIR document needs '_id' and a string 'text'")
-            if str(doc_id) in ids:
-                raise ReadError(f"{path} line {n}: duplicate _id {doc_id!r}")
-            ids.add(str(doc_id))
-            title = obj.get("title") or ""
-            if not isinstance(title, str):
-                raise ReadError(f"{path} line {n}: 'title' must be a string")
-            extra = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-            text = f"{title}\n\n{body}" if title.strip() else body
-            published = parse_date(str(extra.get("published") or extra.get("date") or ""))
-            meta = DocMeta(
-                title=title.strip() or str(doc_id),
-                publisher=_opt_str(extra.get("publisher") or extra.get("source")),
-                published=published,
-                languages=detect_languages(text[:2000]),
-                source_file=path.name,
-                url=_opt_str(extra.get("url")),
-            )
-            yield Document(doc_id=str(doc_id), text=text, meta=meta)
+                doc = _beir_line(path, n, raw, ids, notes, max_bytes)
+            except ReadError as exc:
+                if errors is None:
+                    raise
+                errors.append(str(exc))
+                continue
+            yield doc
+
+
+def _beir_line(path: Path, n: int, raw: bytes, ids: set[str], notes: list[str] | None,
+               max_bytes: int | None) -> Document:
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ReadError(f"{path} line {n}: {_size_text(len(raw))} is over the per-document limit of "
+                        f"{_size_text(max_bytes)} (RAG_MAX_DOCUMENT_BYTES)")
+    line, enc = decode_bytes(raw)
+    if enc != "utf-8" and notes is not None:
+        notes.append(f"{path} line {n}: not UTF-8, decoded as {enc}")
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ReadError(f"{path} line {n}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(obj, dict):
+        raise ReadError(f"{path} line {n}: expected a JSON object")
+    doc_id, body = obj.get("_id"), obj.get("text")
+    if doc_id is None or str(doc_id) == "" or not isinstance(body, str):
+        raise ReadError(f"{path} line {n}: a BEIR document needs '_id' and a string 'text'")
+    if str(doc_id) in ids:
+        raise ReadError(f"{path} line {n}: duplicate _id {doc_id!r} (the first one is kept)")
+    title = obj.get("title") or ""
+    if not isinstance(title, str):
+        raise ReadError(f"{path} line {n}: 'title' must be a string")
+    text = f"{title}\n\n{body}" if title.strip() else body
+    if not text.strip():
+        raise ReadError(f"{path} line {n}: the document is empty")
+    if reason := binary_reason(None, text):
+        raise ReadError(f"{path} line {n}: {reason}")
+    ids.add(str(doc_id))
+    extra = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    published = parse_date(str(extra.get("published") or extra.get("date") or ""))
+    meta = DocMeta(
+        title=title.strip() or str(doc_id),
+        publisher=_opt_str(extra.get("publisher") or extra.get("source")),
+        published=published,
+        languages=detect_languages(text[:2000]),
+        source_file=path.name,
+        url=_opt_str(extra.get("url")),
+    )
+    return Document(doc_id=safe_doc_id(str(doc_id)), text=text, meta=meta)
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
 
 
 def _opt_str(value: object) -> str | None:
@@ -365,6 +418,8 @@ def load_document(path: Path, doc_id: str | None = None, notes: list[str] | None
         raise ReadError(f"{path}: unsupported file type {suffix or '(none)'!r}; supported: {', '.join(SUPPORTED)}")
     if not text.strip():
         raise ReadError(f"{path}: the file is empty")
+    if reason := binary_reason(None, text):
+        raise ReadError(f"{path}: {reason}")
     meta = _apply_sidecar(meta, path)
     return Document(doc_id=doc_id or path.stem, text=text, meta=meta)
 
@@ -372,38 +427,80 @@ def load_document(path: Path, doc_id: str | None = None, notes: list[str] | None
 # ---------------------------------------------------------------- folders
 
 
-def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
-    """(file, ingest root) for every file under the given files and folders, sorted, sidecars excluded."""
+def safe_doc_id(raw: str) -> str:
+    """An id that fits in one URL path segment: "/" and "\\" become FOLDER_SEPARATOR, control characters
+    "_", and "." or ".." (which URL handling would resolve away) get a leading "_"."""
+    out = raw.replace("/", FOLDER_SEPARATOR).replace("\\", FOLDER_SEPARATOR)
+    out = "".join("_" if unicodedata.category(ch) == "Cc" else ch for ch in out)
+    return f"_{out}" if out in ("", ".", "..") else out
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A file met while walking the given paths; `skip` or `refuse` says why it is not read."""
+
+    path: Path
+    root: Path
+    skip: str | None = None  # nothing wrong (a link to a folder that is read where it lives)
+    refuse: str | None = None  # a fault the user should see (a link out of the folder, a broken link)
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[Found]:
+    """Every file under the given files and folders, sorted, sidecars and hidden files excluded.
+
+    Symbolic links inside a folder are followed only to files within that folder; a link out of it is
+    reported as a problem (a corpus must not publish /etc/passwd), and links to folders are not walked.
+    """
     for given in paths:
         given = Path(given)
         if given.is_dir():
-            files = sorted((p for p in given.rglob("*") if p.is_file()), key=lambda p: p.relative_to(given).as_posix())
-            for f in files:
-                rel = f.relative_to(given)
-                if any(part.startswith(".") for part in rel.parts) or f.name.endswith(SIDECAR_SUFFIX):
-                    continue
-                yield f, given
+            root = given.resolve()
+            found = []
+            for folder, dirs, files in os.walk(given, followlinks=False):
+                here = Path(folder)
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for d in [d for d in dirs if (here / d).is_symlink()]:
+                    dirs.remove(d)
+                    refuse = _link_problem(here / d, root)
+                    found.append(Found(here / d, given, None if refuse else "link to a folder read where it is",
+                                       refuse))
+                for f in files:
+                    if not f.startswith(".") and not f.endswith(SIDECAR_SUFFIX):
+                        path = here / f
+                        found.append(Found(path, given, refuse=_link_problem(path, root) if path.is_symlink() else None))
+            yield from sorted(found, key=lambda x: x.path.relative_to(given).as_posix())
         elif given.is_file():
-            yield given, given.parent
+            yield Found(given, given.parent)
         else:
             raise ReadError(f"{given}: no such file or folder")
 
 
+def _link_problem(link: Path, root: Path) -> str | None:
+    """Why a symbolic link in a folder must not be followed: broken, or pointing out of the folder."""
+    target = link.resolve()
+    if not target.exists():
+        return f"broken symbolic link to {os.readlink(link)}"
+    if not target.is_relative_to(root):
+        return f"symbolic link to {target}, outside the folder {root}; refused"
+    return None
+
+
 def _doc_id(path: Path, root: Path) -> str:
     rel = path.relative_to(root).as_posix()
-    return rel[: -len(path.suffix)] if path.suffix else rel
+    return safe_doc_id(rel[: -len(path.suffix)] if path.suffix else rel)
 
 
-def read_paths(paths: Sequence[Path], *, strict: bool = False) -> ReadResult:
+def read_paths(paths: Sequence[Path], *, strict: bool = False, max_bytes: int | None = None) -> ReadResult:
     """Read files and folders (recursively, in sorted order) into Documents with unique, stable ids.
 
-    Unsupported files are skipped with a warning; a file that fails to read is recorded in `failed`
-    with the reason (strict=True raises its ReadError instead). A missing path always raises.
+    Unsupported files and links to folders are skipped; a file that cannot be read, is binary, is over
+    `max_bytes`, or links out of its folder is recorded in `failed` with the reason (strict=True raises
+    its ReadError instead); a bad line of a BEIR file fails that line only. A missing path always raises.
     """
     result = ReadResult()
     seen: set[str] = set()
 
-    def add(doc: Document, path: Path) -> None:
+    def add(doc: Document, path: Path, record: str | None = None) -> None:
         doc_id = doc.doc_id
         if doc_id in seen:  # e.g. a.txt beside a.md: keep the extension, then number
             base = doc_id + path.suffix if path.suffix.lower() != ".jsonl" else doc_id
@@ -414,25 +511,41 @@ def read_paths(paths: Sequence[Path], *, strict: bool = False) -> ReadResult:
             doc = replace(doc, doc_id=doc_id)
         seen.add(doc_id)
         result.documents.append(doc)
+        result.origins[doc_id] = (str(path.absolute()), record)
 
-    for path, root in iter_files(paths):
-        name = path.as_posix()
-        suffix = path.suffix.lower()
+    def fail(err: ReadError, path: Path) -> None:
+        if strict:
+            raise err
+        log.warning("%s", err)
+        result.failed.append(str(err))
+        result.failed_paths.add(str(path.absolute()))
+
+    for item in iter_files(paths):
+        path, name, suffix = item.path, item.path.as_posix(), item.path.suffix.lower()
+        if item.refuse is not None:
+            fail(ReadError(f"{name}: {item.refuse}"), path)
+            continue
+        if item.skip is not None:
+            result.skipped.append(f"{name}: {item.skip}")
+            continue
         if suffix not in SUPPORTED:
             log.warning("skipping %s: unsupported file type %r", name, suffix or "(none)")
             result.skipped.append(f"{name}: unsupported file type {suffix or '(none)'!r}")
             continue
         try:
             if suffix == ".jsonl":
-                docs = list(read_beir(path, result.notes))
-                for doc in docs:
-                    add(doc, path)
-            else:
-                add(load_document(path, _doc_id(path, root), result.notes), path)
+                errors: list[str] = []
+                for doc in read_beir(path, result.notes, None if strict else errors, max_bytes):
+                    add(doc, path, doc.doc_id)
+                for err in errors:
+                    fail(ReadError(err), path)
+                continue
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:
+                raise ReadError(f"{name}: {_size_text(size)} is over the per-document limit of "
+                                f"{_size_text(max_bytes)} (RAG_MAX_DOCUMENT_BYTES)")
+            add(load_document(path, _doc_id(path, item.root), result.notes), path)
         except Exception as exc:  # one bad file must not stop the rest; it is reported by name
             err = exc if isinstance(exc, ReadError) else ReadError(f"{name}: {type(exc).__name__}: {exc}")
-            if strict:
-                raise err from exc
-            log.warning("%s", err)
-            result.failed.append(str(err))
+            fail(err, path)
     return result

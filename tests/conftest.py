@@ -14,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embedding import Embedder, get_embedder  # noqa: E402
+from rag.ingest import ingest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -33,6 +34,7 @@ def embedder(settings: Settings) -> Embedder:
 
 @pytest.fixture(scope="session")
 def seed_assistant(settings: Settings, embedder: Embedder) -> Assistant:
+    ingest([settings.corpus_dir], settings, embedder=embedder)
     return Assistant.open(settings, embedder=embedder)
 
 
@@ -46,8 +48,9 @@ def make_assistant(settings: Settings, embedder: Embedder,
         corpus_dir = Path(corpus_dir).resolve()
         if corpus_dir not in made:
             index_dir = tmp_path_factory.mktemp(f"index-{corpus_dir.name}")
-            made[corpus_dir] = Assistant.open(
-                settings.with_overrides(corpus_dir=corpus_dir, index_dir=index_dir), embedder=embedder)
+            corpus_settings = settings.with_overrides(corpus_dir=corpus_dir, index_dir=index_dir)
+            ingest([corpus_dir], corpus_settings, embedder=embedder)
+            made[corpus_dir] = Assistant.open(corpus_settings, embedder=embedder)
         return made[corpus_dir]
 
     return make

@@ -7,10 +7,12 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.errors import ReadError
 from rag.readers import (
+    binary_reason,
     decode_bytes,
     detect_languages,
     infer_meta,
@@ -19,6 +21,7 @@ from rag.readers import (
     read_beir,
     read_paths,
     read_sidecar,
+    safe_doc_id,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,11 +126,12 @@ def test_beir_bad_line_names_file_and_line(tmp_path: Path, bad: str, why: str) -
     with pytest.raises(ReadError) as err:
         list(read_beir(path))
     assert "bad.jsonl line 3" in str(err.value) and why in str(err.value)
-    # In a folder read the failure is reported by name and the other files still load.
+    # In a folder read only the bad line fails, reported by file and line; the rest of the file loads.
     (tmp_path / "ok.txt").write_text("A fine document with one sentence in it.", encoding="utf-8")
     result = read_paths([tmp_path])
-    assert [d.doc_id for d in result.documents] == ["ok"]
+    assert [d.doc_id for d in result.documents] == ["a", "ok"]
     assert len(result.failed) == 1 and "bad.jsonl line 3" in result.failed[0]
+    assert result.failed_paths == {str(path.absolute())}
     assert "bad.jsonl line 3" in result.describe()
     with pytest.raises(ReadError, match="line 3"):
         read_paths([tmp_path], strict=True)
@@ -231,7 +235,7 @@ def test_folders_unknown_types_and_ids(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING):
         result = read_paths([tmp_path])
     ids = [d.doc_id for d in result.documents]
-    assert ids == ["a", "a.txt", "b/inner"]  # sorted walk (a.md before a.txt); ids stay unique
+    assert ids == ["a", "a.txt", "b__inner"]  # sorted walk (a.md before a.txt); unique ids without "/"
     assert result.documents[2].meta.title == "Inner notes"
     assert result.documents[0].meta.title == "A from sidecar"  # sidecar of a.* applies; not a document
     assert result.skipped == [f"{(tmp_path / 'sheet.xlsx').as_posix()}: unsupported file type '.xlsx'"]
@@ -252,3 +256,49 @@ def test_bad_sidecar_and_missing_path(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
     with pytest.raises(ReadError, match="empty"):
         load_document(tmp_path / "empty.txt")
+
+
+@pytest.mark.parametrize(("data", "verdict"), [
+    (b"Plain text with a form feed\x0c and tabs\t.", None),
+    ("Text with line separators\u2028and\u2029next lines\x85too.".encode(), None),
+    ("\ufeffUTF-16 text".encode("utf-16"), None),  # NUL bytes, but a byte order mark says UTF-16
+    (b"PNG\x00\x01\x02 header", "NUL bytes"),
+    (bytes(range(1, 32)) * 3 + b"words", "control characters"),
+])
+def test_binary_reason(data: bytes, verdict: str | None) -> None:
+    text = decode_bytes(data)[0]
+    reason = binary_reason(data, text)
+    assert (reason is None) if verdict is None else (verdict in reason)
+
+
+@pytest.mark.parametrize(("raw", "safe"), [("b/inner", "b__inner"), ("a\\b", "a__b"), ("x\x01y", "x_y"),
+                                          ("..", "_.."), ("plain-id_1.2", "plain-id_1.2"), ("日本/記事", "日本__記事")])
+def test_safe_doc_id(raw: str, safe: str) -> None:
+    assert safe_doc_id(raw) == safe and "/" not in safe_doc_id(raw)
+
+
+def test_links_size_limit_and_undecodable_files(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    (corpus / "real").mkdir(parents=True)
+    (corpus / "real" / "note.txt").write_text("A note with 3 facts in it.", encoding="utf-8")
+    (corpus / "alias.txt").symlink_to(corpus / "real" / "note.txt")  # inside the folder: read
+    (corpus / "again").symlink_to(corpus / "real")  # a folder link inside: read where it lives
+    (corpus / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.txt").write_text("Outside text.", encoding="utf-8")
+    (corpus / "out").symlink_to(tmp_path / "outside")
+    (corpus / "big.txt").write_text("Long. " * 100, encoding="utf-8")
+    noise = np.random.default_rng(0).integers(1, 256, 400, dtype=np.uint8).tobytes()  # no NUL, no encoding fits
+    (corpus / "c1.txt").write_bytes(noise)
+    result = read_paths([corpus], max_bytes=500)
+    assert sorted(d.doc_id for d in result.documents) == ["alias", "real__note"]
+    assert result.skipped == [f"{(corpus / 'again').as_posix()}: link to a folder read where it is"]
+    failed = "\n".join(result.failed)
+    assert "gone.txt: broken symbolic link" in failed and "out: symbolic link to" in failed
+    assert "big.txt: 600 bytes is over the per-document limit of 500 bytes" in failed
+    assert "c1.txt: undecodable bytes" in failed
+    assert result.failed_paths == {str(corpus / n) for n in ("gone.txt", "out", "big.txt", "c1.txt")}
+    beir = tmp_path / "set.jsonl"
+    beir.write_text(json.dumps({"_id": "a", "text": "Short."}) + "\n" + json.dumps({"_id": "b", "text": "x" * 600}))
+    result = read_paths([beir], max_bytes=500)
+    assert [d.doc_id for d in result.documents] == ["a"] and "set.jsonl line 2" in result.failed[0]

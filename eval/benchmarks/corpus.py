@@ -82,10 +82,12 @@ def open_assistant(settings: Settings, name: str, docs: Sequence[SourceDoc], emb
     """The Assistant over the benchmark's corpus: written to disk, ingested (incrementally: an unchanged
     corpus is not re-embedded, and the embedding cache is shared), then loaded."""
     from rag.assistant import Assistant
+    from rag.ingest import ingest
 
     own = bench_settings(settings, name)
     write_corpus(own.corpus_dir, docs)
-    return Assistant.open(own, embedder=embedder, progress=progress)
+    ingest([own.corpus_dir], own, progress=progress, embedder=embedder, prune=True)  # the index mirrors the folder
+    return Assistant.open(own, embedder=embedder)
 
 
 @dataclass(frozen=True, slots=True)
