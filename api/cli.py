@@ -3,42 +3,75 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import multiprocessing
 import sys
 
 from rag.cli import add_common, settings_from
 from rag.config import Settings
 
-GRACEFUL_SHUTDOWN_S = 10
+log = logging.getLogger("rag.api")
 
 
 def serve_settings(args: argparse.Namespace) -> Settings:
     return settings_from(args).with_overrides(host=args.host, port=args.port, workers=args.workers)
 
 
+def _build_index(settings_json: str) -> None:
+    from rag.assistant import Assistant
+
+    Assistant.open(Settings.model_validate_json(settings_json), progress=True)
+
+
+def _build_missing_index(settings: Settings) -> None:
+    """A fresh clone has no index yet: build it in a child process, so this HTTP process never holds a
+    model. TODO(merge): drop once `make run` runs `rag ingest` before serving (reliability branch)."""
+    from rag.errors import RagError
+    from rag.index import read_manifest
+
+    if read_manifest(settings.index_dir) is not None:
+        return
+    process = multiprocessing.get_context("spawn").Process(target=_build_index, args=(settings.model_dump_json(),),
+                                                           name="rag-build-index")
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise RagError(f"building the index at {settings.index_dir} failed (exit code {process.exitcode})")
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from rag.assistant import Assistant
+    from api.server import raise_fd_limit, server_config
 
     settings = serve_settings(args)
-    # Load (and if needed build, with progress) before listening, so the first request is fast.
-    assistant = Assistant.open(settings, progress=True)
-    # One server process; with --workers N > 1, answers are computed in N processes (per request, so
-    # load spreads evenly whatever the connections) and this process only speaks HTTP.
-    app = create_app(assistant, settings, answer_processes=settings.workers if settings.workers > 1 else 0)
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_level=args.log_level, access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    raise_fd_limit()
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        log.warning("serving on %s without RAG_API_KEY: anyone who can reach this port can use the whole API",
+                    settings.host)
+    if settings.workers > 1:
+        # Answers are computed in N supervised processes (per request, so load spreads evenly whatever the
+        # connections); this process only speaks HTTP and loads no model or index.
+        _build_missing_index(settings)
+        app = create_app(settings=settings, answer_processes=settings.workers)
+    else:
+        from rag.assistant import Assistant
+
+        # Load (and if needed build, with progress) before listening, so the first request is fast.
+        app = create_app(Assistant.open(settings, progress=True), settings)
+    uvicorn.Server(server_config(app, settings, log_level=args.log_level)).run()
     return 0
 
 
 def register_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve the HTTP API, the OpenAI-compatible chat API and the web page")
-    p.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
+    p.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1; 0.0.0.0 exposes the "
+                                  "whole API to the network: set RAG_API_KEY)")
     p.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
     p.add_argument("--workers", type=int,
-                   help="answering processes, each loading its own model; 1 answers in threads of the "
-                        "server process (default: $RAG_WORKERS or 1)")
+                   help="answering processes, each loading its own model, supervised (a dead one is "
+                        "replaced); 1 answers in threads of the server process (default: $RAG_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_common(p)
     p.set_defaults(func=_serve)
