@@ -8,8 +8,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -52,8 +53,15 @@ from api.schemas import (
     ask_request_model,
 )
 from api.slack import mount_slack
-from rag.assistant import VERSION, Assistant
 from rag.config import Settings
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+
+try:  # not rag.assistant.VERSION: importing it would load FAISS into a process that needs no index
+    VERSION = version("rag-cited")
+except PackageNotFoundError:
+    VERSION = "0.0.0"
 
 log = logging.getLogger("rag.api")
 

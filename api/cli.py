@@ -27,9 +27,8 @@ def _build_missing_index(settings: Settings) -> None:
     """A fresh clone has no index yet: build it in a child process, so this HTTP process never holds a
     model. TODO(merge): drop once `make run` runs `rag ingest` before serving (reliability branch)."""
     from rag.errors import RagError
-    from rag.index import read_manifest
 
-    if read_manifest(settings.index_dir) is not None:
+    if (settings.index_dir / "CURRENT").exists():  # not rag.index.read_manifest: it would load FAISS here
         return
     process = multiprocessing.get_context("spawn").Process(target=_build_index, args=(settings.model_dump_json(),),
                                                            name="rag-build-index")

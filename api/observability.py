@@ -44,6 +44,10 @@ SECURITY_HEADERS = [
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
 def error_body(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """The one error shape of every endpoint (OpenAI's, so chat clients read it too)."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
@@ -325,6 +329,8 @@ class ServiceMiddleware:
                 await _send_json(send_wrapper, status, body, headers)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except ClientGone:
+            status_box[0] = 499  # nginx's "client closed request": nothing to answer, nothing went wrong
         except Exception as exc:  # logged here, re-raised for the server's 500
             error = f"{type(exc).__name__}: {exc}"
             raise
@@ -371,8 +377,8 @@ class ServiceMiddleware:
         size = 0
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return receive, None
+            if message["type"] == "http.disconnect":  # gone (or timed out) before sending the whole body
+                raise ClientGone
             body = message.get("body", b"")
             size += len(body)
             if size > limit:

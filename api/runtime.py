@@ -12,8 +12,10 @@ import functools
 import inspect
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from rag.assistant import Assistant
 
 log = logging.getLogger("rag.api")
+
+WARM_UP_QUESTION = "How much was it?"
 
 
 class ApiError(Exception):
@@ -155,6 +159,10 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
         from rag.assistant import Assistant
 
         assistant = Assistant.open(Settings.model_validate_json(settings_json), build=False)
+        try:  # the first answer initialises lazily loaded parts: pay for it before saying "ready"
+            ask_assistant(assistant, WARM_UP_QUESTION, (), None, None)
+        except QuestionError:
+            pass
         conn.send(("ready", assistant.info(), catalog_of(assistant)))
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, RagError) else str(exc)))
@@ -163,9 +171,14 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
         try:
             message = conn.recv()
         except (EOFError, OSError):
-            return
+            message = None
         if message is None:
-            return
+            # multiprocessing's own exit steps (they release its semaphores), then no interpreter teardown:
+            # threads of the model's libraries can hang it for tens of seconds, and there is nothing to save.
+            multiprocessing.util._exit_function()  # type: ignore[attr-defined]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         func, args = message
         try:
             reply: tuple[str, Any] = ("done", func(assistant, *args))
