@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from api.runtime import ApiError, ServiceState, answer_question, invalid
-from api.schemas import ERROR_RESPONSES, FiltersIn, StrictJSONRoute
+from api.schemas import ERROR_RESPONSES, FiltersIn, StrictJSONRoute, WholeNumber, bounded_whole_number
 from rag.config import Settings
 from rag.types import Answer, Citation, Turn
 
@@ -59,7 +59,7 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(MODEL_ID, max_length=200, description=f"any name is accepted; answers come from {MODEL_ID}")
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=200)]
     stream: StrictBool | None = False
-    top_k: StrictInt | None = None
+    top_k: WholeNumber | None = None
     filters: FiltersIn | None = Field(None, description="extension: retrieval filters")
 
 
@@ -68,8 +68,7 @@ def chat_request_model(settings: Settings) -> type[ChatCompletionRequest]:
     return create_model(
         "ChatCompletionRequest",
         __base__=ChatCompletionRequest,
-        top_k=(Annotated[StrictInt, Field(ge=1, le=settings.max_top_k, description="extension: passages to "
-                                                                                    "retrieve")] | None, None),
+        top_k=(bounded_whole_number(1, settings.max_top_k, "extension: passages to retrieve") | None, None),
     )
 
 

@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     create_model,
     model_validator,
 )
@@ -35,6 +34,23 @@ def _iso_date_text(value: Any) -> Any:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer, as JSON Schema counts them: 5 and 5.0 are the same number; 5.5, "5" and true are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be a whole number")
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def bounded_whole_number(low: int, high: int, description: str) -> Any:
+    """WholeNumber within [low, high]; Field first, or its bounds would not reach the JSON schema."""
+    return Annotated[int, Field(ge=low, le=high, description=description), BeforeValidator(_whole_number)]
 
 
 class FiltersIn(BaseModel):
@@ -94,8 +110,7 @@ def ask_request_model(settings: Settings) -> type[AskRequestBase]:
         __base__=AskRequestBase,
         question=(Annotated[str, Field(min_length=1, max_length=settings.max_question_chars,
                                        description="the question, in any language")], ...),
-        top_k=(Annotated[StrictInt, Field(ge=1, le=settings.max_top_k, description="passages to retrieve")]
-               | None, None),
+        top_k=(bounded_whole_number(1, settings.max_top_k, "passages to retrieve") | None, None),
     )
 
 

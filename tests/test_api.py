@@ -158,7 +158,7 @@ def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None
         ({"question": "How much?", "top_k": Settings().max_top_k + 1}, "top_k"),
         ({"question": "How much?", "top_k": "many"}, "top_k"),
         ({"question": "How much?", "top_k": "5"}, "top_k"),
-        ({"question": "How much?", "top_k": 5.0}, "top_k"),
+        ({"question": "How much?", "top_k": 5.5}, "top_k"),
         ({"question": "How much?", "top_k": True}, "top_k"),
         ({"question": "How much?", "explain": "yes"}, "explain"),
         ({"question": "How much?", "explain": 1}, "explain"),
@@ -175,6 +175,16 @@ def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None
 def test_bad_ask_requests_are_422_naming_the_field(client: httpx.Client, payload: dict, field: str) -> None:
     error = assert_error(client.post("/ask", json=payload), 422, field)
     assert error["param"] == field.split(".")[0] or error["param"] == field
+
+
+def test_top_k_is_a_json_integer(client: httpx.Client, seed_assistant: Assistant) -> None:
+    """5 and 5.0 are one integer to JSON (and to the schema's "integer"); both give the same answer."""
+    question = answered_questions(seed_assistant)[0]
+    five = client.post("/ask", json={"question": question, "top_k": 5})
+    five_point_oh = client.post("/ask", content=f'{{"question": "{question}", "top_k": 5.0}}'.encode(),
+                                headers={"Content-Type": "application/json"})
+    assert five.status_code == five_point_oh.status_code == 200
+    assert without_timings(five.json()) == without_timings(five_point_oh.json())
 
 
 def test_malformed_json_is_422(client: httpx.Client) -> None:
@@ -509,7 +519,7 @@ def test_strict_json_refuses_what_json_loads_lets_through() -> None:
     assert strict_json(b'{"a": [1, 2.5, "\\ud83d\\ude00"]}') == {"a": [1, 2.5, "\U0001f600"]}  # a surrogate pair
     for raw, message in [(b'{"a": NaN}', "NaN is not a JSON number"), (b"[-Infinity]", "-Infinity"),
                          (b'{"a": "\\ud800"}', "lone surrogate \\ud800"), (b'["x\\udc00"]', "\\udc00"),
-                         (b'{"\\udfff": 1}', "surrogate"), (b"\xff{}", "not UTF-8"), (b"[" * 100_000, "")]:
+                         (b'{"\\udfff": 1}', "surrogate"), (b"\xff{}", "not UTF-8"), (b"[" * 100_000, "nested too deeply")]:
         with pytest.raises(json.JSONDecodeError, match=re.escape(message)):
             strict_json(raw)
 
