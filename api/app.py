@@ -35,6 +35,7 @@ from api.observability import (
 from api.runtime import (
     AnswerPool,
     ApiError,
+    Backend,
     LocalBackend,
     ServiceState,
     answer_question,
@@ -132,22 +133,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(assistant: "Assistant | None" = None, settings: Settings | None = None, *,
-               answer_processes: int = 0) -> FastAPI:
-    """The service. With `answer_processes` > 0, answers come from that many supervised processes, each
-    loading its own model and index, and this process holds neither (`assistant`, if given, is unused);
-    otherwise from `assistant`, or from one opened at startup from `settings`, answering in threads."""
+               answer_processes: int = 0, backend: Backend | None = None) -> FastAPI:
+    """The service, answering from the first of: `backend` (e.g. an AnswerPool already started; closed at
+    shutdown); `answer_processes` > 0 supervised processes started at startup, each loading its own model
+    and index while this process holds neither; `assistant`; or an Assistant opened at startup from
+    `settings`. The last two answer in threads of this process."""
     if settings is None:
         settings = getattr(assistant, "settings", None) or Settings()
     assert settings is not None
-    state = ServiceState(settings=settings, started_at=time.time())
-    if assistant is not None and answer_processes <= 0:
+    state = ServiceState(settings=settings, started_at=time.time(), backend=backend)
+    if backend is None and assistant is not None and answer_processes <= 0:
         state.backend = LocalBackend(assistant)
     metrics = Metrics()
     configure_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if answer_processes > 0:
+        if state.backend is None and answer_processes > 0:
             log.info("starting %d answering processes ...", answer_processes)
             pool = AnswerPool(settings, answer_processes)
             await pool.start()

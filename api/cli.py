@@ -40,6 +40,7 @@ def _build_missing_index(settings: Settings) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    import uvloop
 
     from api.app import create_app
     from api.server import raise_fd_limit, server_config
@@ -53,14 +54,29 @@ def _serve(args: argparse.Namespace) -> int:
         # Answers are computed in N supervised processes (per request, so load spreads evenly whatever the
         # connections); this process only speaks HTTP and loads no model or index.
         _build_missing_index(settings)
-        app = create_app(settings=settings, answer_processes=settings.workers)
-    else:
-        from rag.assistant import Assistant
+        uvloop.run(_serve_from_processes(settings, args.log_level))
+        return 0
+    from rag.assistant import Assistant
 
-        # Load (and if needed build, with progress) before listening, so the first request is fast.
-        app = create_app(Assistant.open(settings, progress=True), settings)
+    # Load (and if needed build, with progress) before listening, so the first request is fast.
+    app = create_app(Assistant.open(settings, progress=True), settings)
     uvicorn.Server(server_config(app, settings, log_level=args.log_level)).run()
     return 0
+
+
+async def _serve_from_processes(settings: Settings, log_level: str) -> None:
+    """Start the answering processes, then listen: a process that cannot start is a one-line RagError."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.runtime import AnswerPool
+    from api.server import server_config
+
+    log.info("starting %d answering processes ...", settings.workers)
+    pool = AnswerPool(settings, settings.workers)
+    await pool.start()
+    app = create_app(settings=settings, backend=pool)
+    await uvicorn.Server(server_config(app, settings, log_level=log_level)).serve()
 
 
 def register_serve(subparsers: argparse._SubParsersAction) -> None:

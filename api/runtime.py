@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 import anyio.to_thread
@@ -151,6 +151,15 @@ class LocalBackend:
             close()
 
 
+def _leave(code: int) -> NoReturn:
+    """multiprocessing's own exit steps (they release its semaphores), then no interpreter teardown: threads
+    of the model's libraries can hang it for tens of seconds, and an answering process has nothing to save."""
+    multiprocessing.util._exit_function()  # type: ignore[attr-defined]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _answering_process(conn: Connection, settings_json: str) -> None:
     """An answering process: load the Assistant, say "ready", then run one call at a time until told to stop
     (None) or the server goes away (EOF)."""
@@ -165,20 +174,18 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
             pass
         conn.send(("ready", assistant.info(), catalog_of(assistant)))
     except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, RagError) else str(exc)))
-        return
+        try:
+            conn.send(("failed", str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"))
+        except OSError:  # the server is gone already
+            pass
+        _leave(1)
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             message = None
         if message is None:
-            # multiprocessing's own exit steps (they release its semaphores), then no interpreter teardown:
-            # threads of the model's libraries can hang it for tens of seconds, and there is nothing to save.
-            multiprocessing.util._exit_function()  # type: ignore[attr-defined]
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+            _leave(0)
         func, args = message
         try:
             reply: tuple[str, Any] = ("done", func(assistant, *args))
@@ -234,30 +241,35 @@ class AnswerPool:
         self._last_failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._running = False  # start() finished: from now on, a process that exits is replaced
         self._started = asyncio.Event()
         self._watchdog: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self, timeout_s: float = 600.0) -> None:
-        """Start every process and wait until all are ready; RagError with the reason when one cannot start."""
+        """Start every process and wait until all are ready; RagError with the reason when one cannot start
+        (then, as on Ctrl-C, every process is stopped)."""
         self._loop = asyncio.get_running_loop()
-        for slot in range(self.n):
-            self._spawn(slot)
+        try:
+            for slot in range(self.n):
+                self._spawn(slot)
+            deadline = time.monotonic() + timeout_s
+            while self.readiness().answering < self.n:
+                if self._last_failure is not None:
+                    raise RagError(f"an answering process could not start: {self._last_failure}")
+                if time.monotonic() > deadline:
+                    raise RagError(f"answering processes not ready after {timeout_s:g} s")
+                self._started.clear()
+                try:
+                    await asyncio.wait_for(self._started.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+        except BaseException:
+            await self.close()
+            raise
+        self._running = True
         self._schedule_watchdog()
-        deadline = time.monotonic() + timeout_s
-        while self.readiness().answering < self.n:
-            if self._last_failure is not None:
-                await self.close()
-                raise RagError(f"an answering process could not start: {self._last_failure}")
-            if time.monotonic() > deadline:
-                await self.close()
-                raise RagError(f"answering processes not ready after {timeout_s:g} s")
-            self._started.clear()
-            try:
-                await asyncio.wait_for(self._started.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
 
     async def close(self) -> None:
         """Ask every process to stop, wait a little, then kill what is left."""
@@ -378,6 +390,10 @@ class AnswerPool:
             return
         worker.ready = False
         code = worker.process.exitcode
+        if not self._running:  # still starting: start() gives up with the reason
+            self._last_failure = worker.failure or f"exited with code {code} while loading"
+            self._started.set()
+            return
         job, worker.job = worker.job, None
         if job is not None and not job.future.done():
             if job.retried or worker.stuck:

@@ -370,3 +370,16 @@ def test_all_answering_processes_killed(served: Served, question: str) -> None:
     assert r.status_code in (200, 503), r.text
     wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.5, what="both answering processes replaced")
     assert httpx.post(f"{served.url}/ask", json={"question": question}, timeout=60).status_code == 200
+
+
+def test_serve_on_a_broken_index_exits_with_one_line(settings: Settings, tmp_path: Path) -> None:
+    """An answering process that cannot load the index stops `rag serve` with the reason, no traceback."""
+    (tmp_path / "CURRENT").write_text("gen-that-does-not-exist")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_CACHE_DIR": str(settings.cache_dir)}
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--workers", "2", "--port", str(free_port()),
+           "--index", str(tmp_path), "--corpus", str(settings.corpus_dir)]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "gen-that-does-not-exist" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
