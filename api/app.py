@@ -8,17 +8,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.chat import build_chat_router
 from api.observability import (
@@ -29,8 +30,19 @@ from api.observability import (
     ServiceMiddleware,
     configure_access_log,
     error_body,
+    json_safe,
 )
-from api.runtime import AnswerPool, ApiError, ServiceState, answer_question, invalid
+from api.runtime import (
+    AnswerPool,
+    ApiError,
+    Backend,
+    LocalBackend,
+    ServiceState,
+    answer_question,
+    document_text,
+    invalid,
+    run_timed,
+)
 from api.schemas import (
     ERROR_RESPONSES,
     AnswerOut,
@@ -38,12 +50,19 @@ from api.schemas import (
     HealthOut,
     SourceOut,
     SourcesOut,
+    StrictJSONRoute,
     ask_request_model,
 )
 from api.slack import mount_slack
-from rag.assistant import VERSION, Assistant
 from rag.config import Settings
-from rag.types import Document
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+
+try:  # not rag.assistant.VERSION: importing it would load FAISS into a process that needs no index
+    VERSION = version("rag-cited")
+except PackageNotFoundError:
+    VERSION = "0.0.0"
 
 log = logging.getLogger("rag.api")
 
@@ -56,12 +75,6 @@ PUBLIC_PREFIXES = ("/static/", "/static-offline-docs/")
 _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                  404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                  429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
-
-
-def source_meta(doc: Document) -> dict[str, Any]:
-    m = doc.meta
-    return {"doc_id": doc.doc_id, "title": m.title, "publisher": m.publisher, "published": m.published,
-            "languages": list(m.languages), "url": m.url, "source_file": m.source_file, "chars": len(doc.text)}
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -88,73 +101,74 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     """Every error answers `{"error": {message, type, param, code}}` (plus `detail` for 422s)."""
 
+    def reply(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(json_safe(body), status_code=status, headers=headers)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, param=exc.param, code=exc.code),
-                            status_code=exc.status, headers=exc.headers)
+        return reply(error_body(exc.message, exc.type, param=exc.param, code=exc.code), exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors())
+        # Inputs are echoed cut to 200 characters and made encodable (no lone surrogate, NaN, bytes).
+        errors = [{k: v for k, v in e.items() if k != "url"} for e in json_safe(list(exc.errors()), 200)]
         message, param = _validation_message(errors)
         body = error_body(message, "invalid_request_error", param=param, code="validation_error")
-        for e in errors:  # echoing a whole oversized input back helps nobody
-            if isinstance(e.get("input"), str) and len(e["input"]) > 200:
-                e["input"] = e["input"][:200] + "..."
         body["detail"] = errors
-        return JSONResponse(body, status_code=422)
+        return reply(body, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}"
-        return JSONResponse(error_body(message, _STATUS_TYPES.get(exc.status_code, "api_error")),
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return reply(error_body(message, _STATUS_TYPES.get(exc.status_code, "api_error")), exc.status_code,
+                     getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         rid = request.scope.get(REQUEST_ID_KEY, "")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, rid)
-        return JSONResponse(error_body(f"internal error (request id {rid})", "api_error"), status_code=500)
+        return reply(error_body(f"internal error (request id {rid})", "api_error"), 500)
 
 
 def create_app(assistant: "Assistant | None" = None, settings: Settings | None = None, *,
-               answer_processes: int = 0) -> FastAPI:
-    """The service over `assistant`, or over one opened at startup from `settings` (the index as
-    `rag ingest` wrote it; serving never writes). With `answer_processes` > 0, answers
-    are computed in that many processes, each loading its own model, to use every core."""
+               answer_processes: int = 0, backend: Backend | None = None) -> FastAPI:
+    """The service, answering from the first of: `backend` (e.g. an AnswerPool already started; closed at
+    shutdown); `answer_processes` > 0 supervised processes started at startup, each loading its own model
+    and index while this process holds neither; `assistant`; or an Assistant opened at startup from
+    `settings`. The last two answer in threads of this process."""
     if settings is None:
         settings = getattr(assistant, "settings", None) or Settings()
     assert settings is not None
-    state = ServiceState(settings=settings, assistant=assistant, started_at=time.time())
+    state = ServiceState(settings=settings, started_at=time.time(), backend=backend)
+    if backend is None and assistant is not None and answer_processes <= 0:
+        state.backend = LocalBackend(assistant)
     metrics = Metrics()
     configure_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if state.assistant is None:
+        if state.backend is None and answer_processes > 0:
+            log.info("starting %d answering processes ...", answer_processes)
+            pool = AnswerPool(settings, answer_processes)
+            await pool.start()
+            state.backend = pool
+        elif state.backend is None:
             from rag.assistant import Assistant
 
             log.info("loading the model and index from %s ...", settings.index_dir)
-            state.assistant = await anyio.to_thread.run_sync(Assistant.open, settings)
-            state.extras["slack"] = mount_slack(app, state.assistant, settings)
-        if answer_processes > 0:
-            log.info("starting %d answering processes ...", answer_processes)
-            state.pool = AnswerPool(settings, answer_processes)
-            await anyio.to_thread.run_sync(state.pool.warm_up)
-        info = state.assistant.info()
+            state.backend = LocalBackend(await anyio.to_thread.run_sync(Assistant.open, settings))
+        info = state.backend.info()
         log.info("ready: %s documents, %s chunks, model %s, index built %s; Slack: %s",
                  info.get("documents"), info.get("chunks"), info.get("model"), info.get("built_at"),
-                 "on (POST /slack/events)" if state.extras.get("slack")
+                 f"on (POST /slack/events, command {settings.slack_command})" if state.extras.get("slack")
                  else "off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable)")
         yield
         log.info("shutting down")
-        if state.pool is not None:
-            await anyio.to_thread.run_sync(state.pool.close)
-        close = getattr(state.assistant, "close", None)
+        close = getattr(state.backend, "close", None)
         if callable(close):
-            close()
+            await close()
 
     app = _fastapi_class()(
         title="rag-cited",
@@ -162,6 +176,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
         description="Cited answers over a news collection: every answer quotes its sources verbatim.",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJSONRoute
     app.state.service = state
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -177,60 +192,75 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
         ),
         metrics=metrics,
         limiter=RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None,
+        auth_failures=(RateLimiter(settings.auth_failures_per_minute)
+                       if settings.api_key and settings.auth_failures_per_minute > 0 else None),
     )
-    if assistant is not None:
-        state.extras["slack"] = mount_slack(app, assistant, settings)
+    if settings.trusted_proxies.strip():  # outermost: the client address is settled before anything reads it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    state.extras["slack"] = mount_slack(app, state.require, settings)
 
     AskRequest = ask_request_model(settings)
 
-    @app.post("/ask", response_model=AnswerOut, responses=ERROR_RESPONSES | {504: {"model": ErrorOut}},
+    @app.post("/ask", response_model=AnswerOut,
+              responses=ERROR_RESPONSES | {503: {"model": ErrorOut}, 504: {"model": ErrorOut}},
               summary="Answer a question with verbatim citations", tags=["answers"])
     async def ask(body: AskRequest, request: Request) -> Response:  # type: ignore[valid-type]
         answer = await answer_question(
             request, state, body.question,
             history=[t.to_turn() for t in body.history], top_k=body.top_k,
-            filters=body.filters.to_filters() if body.filters else None,
+            filters=body.filters.to_filters() if body.filters else None, explain=body.explain,
         )
         # The dataclass is the contract; AnswerOut only documents it.
         return JSONResponse(answer.to_dict())
 
-    @app.get("/health", response_model=HealthOut, summary="Liveness and what is loaded", tags=["service"],
-             responses={503: {"model": HealthOut, "description": "still loading"}})
+    @app.get("/health", response_model=HealthOut, summary="Readiness and what is loaded", tags=["service"],
+             responses={503: {"model": HealthOut, "description": "loading, or fewer answering processes "
+                                                                "than configured (see reason)"}})
     async def health() -> Any:
-        if state.assistant is None:
-            return JSONResponse({"status": "loading", "version": VERSION}, status_code=503)
-        info = dict(state.assistant.info())
-        info.setdefault("status", "ok")
-        info.setdefault("version", VERSION)
-        return info
+        if state.backend is None:
+            return JSONResponse({"status": "loading", "reason": "loading the model and index",
+                                 "version": VERSION}, status_code=503)
+        readiness = state.backend.readiness()
+        body = state.backend.info() | {
+            "status": "ok" if readiness.ready else "degraded", "version": VERSION,
+            "answering": {"ready": readiness.answering, "total": readiness.total},
+        }
+        if readiness.ready:
+            return body
+        return JSONResponse(body | {"reason": readiness.reason}, status_code=503, headers={"Retry-After": "2"})
 
-    @app.get("/sources", response_model=SourcesOut, responses=ERROR_RESPONSES,
+    @app.get("/sources", response_model=SourcesOut, responses=ERROR_RESPONSES | {503: {"model": ErrorOut}},
              summary="The indexed documents with their metadata", tags=["sources"])
     async def sources() -> Any:
-        docs = state.require().documents
-        return {"count": len(docs), "documents": [source_meta(d) for d in docs.values()]}
+        docs = state.require().catalog()
+        return {"count": len(docs), "documents": list(docs.values())}
 
     @app.get("/sources/{doc_id}", response_model=SourceOut,
-             responses=ERROR_RESPONSES | {404: {"model": ErrorOut, "description": "unknown document"}},
+             responses=ERROR_RESPONSES | {404: {"model": ErrorOut, "description": "unknown document"},
+                                          503: {"model": ErrorOut}, 504: {"model": ErrorOut}},
              summary="A document's text and metadata; `start`/`end` mark a span", tags=["sources"])
     async def source(doc_id: str,
                      start: int | None = Query(None, ge=0, description="span start (character offset)"),
                      end: int | None = Query(None, ge=0, description="span end (exclusive)")) -> Any:
-        doc = state.require().documents.get(doc_id)
-        if doc is None:
+        meta = state.require().catalog().get(doc_id)
+        if meta is None:
             raise ApiError(404, f"unknown document id '{doc_id}'; GET /sources lists them", "not_found_error",
                            param="doc_id", code="unknown_document")
-        body = source_meta(doc) | {"text": doc.text, "span": None}
-        if start is None and end is None:
-            return body
-        if start is None or end is None:
+        if (start is None) != (end is None):
             missing = "start" if start is None else "end"
             raise invalid(("query", missing), "give both start and end to mark a span")
-        if end > len(doc.text):
-            raise invalid(("query", "end"), f"end must be at most the text length {len(doc.text)}", end)
-        if start > end:
+        if start is not None and end is not None and start > end:
             raise invalid(("query", "start"), "start must not be after end", start)
-        body["span"] = {"start": start, "end": end, "text": doc.text[start:end]}
+        text = await run_timed(state, document_text, doc_id)
+        if text is None:  # an answering process restarted onto another index generation
+            raise ApiError(404, f"unknown document id '{doc_id}'", "not_found_error", param="doc_id",
+                           code="unknown_document")
+        body = meta | {"text": text, "span": None}
+        if start is None or end is None:
+            return body
+        if end > len(text):
+            raise invalid(("query", "end"), f"end must be at most the text length {len(text)}", end)
+        body["span"] = {"start": start, "end": end, "text": text[start:end]}
         return body
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["service"], response_class=Response,

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from api.runtime import ApiError, ServiceState, answer_question, invalid
-from api.schemas import ERROR_RESPONSES, FiltersIn
+from api.schemas import ERROR_RESPONSES, FiltersIn, StrictJSONRoute, WholeNumber, bounded_whole_number
+from rag.config import Settings
 from rag.types import Answer, Citation, Turn
 
 MODEL_ID = "rag-cited"
@@ -57,9 +58,18 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(MODEL_ID, max_length=200, description=f"any name is accepted; answers come from {MODEL_ID}")
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=200)]
-    stream: bool | None = False
-    top_k: int | None = Field(None, ge=1, le=1000, description="extension: passages to retrieve")
+    stream: StrictBool | None = False
+    top_k: WholeNumber | None = None
     filters: FiltersIn | None = Field(None, description="extension: retrieval filters")
+
+
+def chat_request_model(settings: Settings) -> type[ChatCompletionRequest]:
+    """The request model with this app's top_k bound in its schema."""
+    return create_model(
+        "ChatCompletionRequest",
+        __base__=ChatCompletionRequest,
+        top_k=(bounded_whole_number(1, settings.max_top_k, "extension: passages to retrieve") | None, None),
+    )
 
 
 def sources_text(citations: list[Citation]) -> str:
@@ -149,7 +159,8 @@ def stream_events(answer: Answer, completion_id: str, created: int) -> Iterator[
 
 def build_chat_router(state: ServiceState) -> APIRouter:
     """The `/v1` routes over the app's Assistant."""
-    router = APIRouter(prefix="/v1", tags=["openai"])
+    router = APIRouter(prefix="/v1", tags=["openai"], route_class=StrictJSONRoute)
+    ChatRequest = chat_request_model(state.settings)
 
     def model_card() -> dict[str, Any]:
         return {"id": MODEL_ID, "object": "model", "created": int(state.started_at), "owned_by": "rag-cited"}
@@ -169,15 +180,14 @@ def build_chat_router(state: ServiceState) -> APIRouter:
     @router.post(
         "/chat/completions",
         summary="Answer the last user message with citations (OpenAI-compatible, `stream` for SSE)",
-        responses={**ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
+        responses={**ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}}, 503: ERROR_RESPONSES[422]
+                   | {"description": "no answering process ready"}, 504: ERROR_RESPONSES[422]
+                   | {"description": "answering took too long"}},
     )
-    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    async def chat_completions(body: ChatRequest, request: Request) -> Any:  # type: ignore[valid-type]
         question, history = split_conversation(body.messages, state.settings.max_question_chars)
-        top_k = body.top_k
-        if top_k is not None and top_k > state.settings.max_top_k:
-            raise invalid(("body", "top_k"), f"top_k must be at most {state.settings.max_top_k}", top_k)
         answer = await answer_question(
-            request, state, question, history=history, top_k=top_k,
+            request, state, question, history=history, top_k=body.top_k,
             filters=body.filters.to_filters() if body.filters else None,
             question_loc=("body", "messages", len(body.messages) - 1, "content"),
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from rag.cli import add_common, settings_from
 from rag.config import Settings
 
-GRACEFUL_SHUTDOWN_S = 10
+log = logging.getLogger("rag.api")
 
 
 def serve_settings(args: argparse.Namespace) -> Settings:
@@ -17,28 +18,52 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    import uvloop
 
     from api.app import create_app
-    from rag.assistant import Assistant
+    from api.server import raise_fd_limit, server_config
 
     settings = serve_settings(args)
+    raise_fd_limit()
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        log.warning("serving on %s without RAG_API_KEY: anyone who can reach this port can use the whole API",
+                    settings.host)
+    if settings.workers > 1:
+        # Answers are computed in N supervised processes (per request, so load spreads evenly whatever the
+        # connections); this process only speaks HTTP and loads no model or index.
+        uvloop.run(_serve_from_processes(settings, args.log_level))
+        return 0
+    from rag.assistant import Assistant
+
     # Load before listening, so the first request is fast; serving never writes the index (`rag ingest` does).
-    assistant = Assistant.open(settings)
-    # One server process; with --workers N > 1, answers are computed in N processes (per request, so
-    # load spreads evenly whatever the connections) and this process only speaks HTTP.
-    app = create_app(assistant, settings, answer_processes=settings.workers if settings.workers > 1 else 0)
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_level=args.log_level, access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    app = create_app(Assistant.open(settings), settings)
+    uvicorn.Server(server_config(app, settings, log_level=args.log_level)).run()
     return 0
+
+
+async def _serve_from_processes(settings: Settings, log_level: str) -> None:
+    """Start the answering processes, then listen: a process that cannot start is a one-line RagError."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.runtime import AnswerPool
+    from api.server import server_config
+
+    log.info("starting %d answering processes ...", settings.workers)
+    pool = AnswerPool(settings, settings.workers)
+    await pool.start()
+    app = create_app(settings=settings, backend=pool)
+    await uvicorn.Server(server_config(app, settings, log_level=log_level)).serve()
 
 
 def register_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve the HTTP API, the OpenAI-compatible chat API and the web page")
-    p.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1)")
+    p.add_argument("--host", help="address to listen on (default: $HOST or 127.0.0.1; 0.0.0.0 exposes the "
+                                  "whole API to the network: set RAG_API_KEY)")
     p.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
     p.add_argument("--workers", type=int,
-                   help="answering processes, each loading its own model; 1 answers in threads of the "
-                        "server process (default: $RAG_WORKERS or 1)")
+                   help="answering processes, each loading its own model, supervised (a dead one is "
+                        "replaced); 1 answers in threads of the server process (default: $RAG_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_common(p)
     p.set_defaults(func=_serve)

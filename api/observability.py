@@ -3,6 +3,7 @@ one JSON log line per request, and Prometheus metrics."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -12,9 +13,11 @@ import re
 import sys
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
@@ -32,12 +35,43 @@ TIMINGS_KEY = "rag.timings"
 REQUEST_ID_KEY = "rag.request_id"
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+]
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
 
 
 def error_body(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """The one error shape of every endpoint (OpenAI's, so chat clients read it too)."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def json_safe(value: Any, max_chars: int = 0) -> Any:
+    """`value` made encodable as strict JSON: lone surrogates escaped, NaN/Infinity and other objects as
+    text, bytes decoded with escapes, strings cut at `max_chars` (0: not cut). Error bodies echo client
+    input through this, so an unencodable input can never turn a 4xx into a 500."""
+    if isinstance(value, str):
+        if max_chars and len(value) > max_chars:
+            value = value[:max_chars] + "..."
+        return _SURROGATES.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(json_safe(k)): json_safe(v, max_chars) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, max_chars) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return json_safe(bytes(value).decode("utf-8", "backslashreplace"), max_chars)
+    return json_safe(str(value), max_chars)
 
 
 def bearer_matches(authorization: str | None, api_key: str) -> bool:
@@ -60,32 +94,55 @@ class _Bucket:
 class RateLimiter:
     """Token bucket per client: `per_minute` requests a minute with bursts up to the same number.
 
-    Runs on the event loop only (no awaits inside), so no lock is needed; each worker keeps its own."""
+    Buckets are kept in order of last use, so forgetting the refilled ones (indistinguishable from new
+    clients) pops from the front: O(1) amortised per call, never a scan of every client. Runs on the
+    event loop only (no awaits inside), so no lock is needed."""
 
     per_minute: int
     clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    max_clients: int = 100_000
+    _buckets: OrderedDict[str, _Bucket] = field(default_factory=OrderedDict)
 
     def check(self, key: str) -> float:
         """Take one token for `key`; 0.0 when allowed, else the seconds until a token is available."""
-        now = self.clock()
-        rate = self.per_minute / 60.0
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) > 10_000:
-                self._prune(now)
-            bucket = self._buckets[key] = _Bucket(float(self.per_minute), now)
-        bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
+        bucket = self._refilled(key)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
-        return (1.0 - bucket.tokens) / rate
+        return (1.0 - bucket.tokens) / (self.per_minute / 60.0)
 
-    def _prune(self, now: float) -> None:
-        """Forget clients whose bucket has refilled: they are indistinguishable from new ones."""
-        full = 60.0
-        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < full}
+    def peek(self, key: str) -> float:
+        """Like `check` without taking a token: 0.0 when one is available."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        rate = self.per_minute / 60.0
+        tokens = min(float(self.per_minute), bucket.tokens + (self.clock() - bucket.updated) * rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _refilled(self, key: str) -> _Bucket:
+        now = self.clock()
+        self._forget_refilled(now)
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = _Bucket(float(self.per_minute), now)
+        else:
+            bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * self.per_minute / 60.0)
+            bucket.updated = now
+        self._buckets[key] = bucket  # now the most recently used
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return bucket
+
+    def _forget_refilled(self, now: float) -> None:
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            if now - oldest.updated < 60.0:  # a bucket refills completely in a minute
+                return
+            self._buckets.popitem(last=False)
 
 
 class Metrics:
@@ -173,6 +230,29 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _peer(scope: Scope) -> str:
+    """The client address: the socket's peer, or what a trusted proxy said it was (RAG_TRUSTED_PROXIES)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _seconds(wait: float) -> int:
+    return max(1, math.ceil(wait))
+
+
+def _unauthorized() -> Rejection:
+    return 401, error_body("missing or wrong API key: send 'Authorization: Bearer <key>'", "authentication_error",
+                           code="invalid_api_key"), [(b"www-authenticate", b"Bearer")]
+
+
+def _too_many(wait: float, message: str, code: str) -> Rejection:
+    return 429, error_body(message, "rate_limit_error", code=code), [(b"retry-after", str(_seconds(wait)).encode())]
+
+
 def _route_label(scope: Scope) -> str:
     """The route template (bounded label set); unmatched paths share one label."""
     route = scope.get("route")
@@ -180,14 +260,43 @@ def _route_label(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-class ServiceMiddleware:
-    """Request id, auth, rate limit and body cap before the app; log line and metrics after it."""
+Rejection = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
 
-    def __init__(self, app: ASGIApp, policy: Policy, metrics: Metrics, limiter: RateLimiter | None) -> None:
+
+def _security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers plus framing and sniffing protection; an app's own CSP gains
+    `frame-ancestors 'none'` unless it sets frame-ancestors itself."""
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            if b"frame-ancestors" not in value:
+                value = value.rstrip(b"; ") + b"; frame-ancestors 'none'"
+        out.append((name, value))
+    present = {name.lower() for name, _ in out}
+    out.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+    return out
+
+
+def relative_location(location: bytes) -> bytes:
+    """A redirect target without scheme and host (so a forged Host header never ends up in it), and
+    never `//host` (which a browser would read as another site)."""
+    text = location.decode("latin-1")
+    parts = urlsplit(text)
+    path = "/" + (parts.path or "").lstrip("/")
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+
+
+class ServiceMiddleware:
+    """Request id, auth, rate limits and body cap before the app; security headers on every response;
+    log line and metrics after it."""
+
+    def __init__(self, app: ASGIApp, policy: Policy, metrics: Metrics, limiter: RateLimiter | None,
+                 auth_failures: RateLimiter | None = None) -> None:
         self.app = app
         self.policy = policy
         self.metrics = metrics
         self.limiter = limiter
+        self.auth_failures = auth_failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -203,8 +312,11 @@ class ServiceMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                status = status_box[0] = message["status"]
+                headers = [*message.get("headers", []), rid_header]
+                if 300 <= status < 400:
+                    headers = [(k, relative_location(v) if k.lower() == b"location" else v) for k, v in headers]
+                message["headers"] = _security_headers(headers)
             await send(message)
 
         error: str | None = None
@@ -217,38 +329,39 @@ class ServiceMiddleware:
                 await _send_json(send_wrapper, status, body, headers)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except ClientGone:
+            status_box[0] = 499  # nginx's "client closed request": nothing to answer, nothing went wrong
         except Exception as exc:  # logged here, re-raised for the server's 500
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             self._record(scope, request_id, status_box[0], started, error)
 
-    def _reject(self, scope: Scope) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
+    def _reject(self, scope: Scope) -> Rejection | None:
         path: str = scope.get("path", "")
         policy = self.policy
         if policy.is_public(path):
             return None
-        if policy.api_key and not bearer_matches(_header(scope, b"authorization"), policy.api_key):
-            return 401, error_body("missing or wrong API key: send 'Authorization: Bearer <key>'",
-                                   "authentication_error", code="invalid_api_key"), [
-                (b"www-authenticate", b"Bearer")]
+        peer = "ip:" + _peer(scope)
+        client = peer
+        if policy.api_key:
+            authorization = _header(scope, b"authorization")
+            if authorization is None:
+                return _unauthorized()
+            if self.auth_failures is not None and (wait := self.auth_failures.peek(peer)) > 0:
+                return _too_many(wait, f"too many wrong API keys from this address; retry in {_seconds(wait)} s",
+                                 "auth_rate_limited")
+            if not bearer_matches(authorization, policy.api_key):
+                if self.auth_failures is not None:
+                    self.auth_failures.check(peer)
+                return _unauthorized()
+            client = "key:" + _fingerprint(policy.api_key)  # the verified key, however the header was spelled
         if self.limiter is not None and path not in policy.unlimited_paths:
-            wait = self.limiter.check(self._client_key(scope))
+            wait = self.limiter.check(client)
             if wait > 0:
-                retry = max(1, math.ceil(wait))
-                return 429, error_body(
-                    f"rate limit of {policy.rate_limit_per_minute} requests per minute exceeded; "
-                    f"retry in {retry} s", "rate_limit_error", code="rate_limited"), [
-                    (b"retry-after", str(retry).encode())]
+                return _too_many(wait, f"rate limit of {policy.rate_limit_per_minute} requests per minute "
+                                       f"exceeded; retry in {_seconds(wait)} s", "rate_limited")
         return None
-
-    def _client_key(self, scope: Scope) -> str:
-        """Clients are told apart by their key when auth is on, else by address."""
-        if self.policy.api_key:
-            auth = _header(scope, b"authorization") or ""
-            return "key:" + auth
-        client = scope.get("client")
-        return "ip:" + (client[0] if client else "unknown")
 
     async def _cap_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read the body up to the cap (413 past it) and hand the app a receive that replays it."""
@@ -264,8 +377,8 @@ class ServiceMiddleware:
         size = 0
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return receive, None
+            if message["type"] == "http.disconnect":  # gone (or timed out) before sending the whole body
+                raise ClientGone
             body = message.get("body", b"")
             size += len(body)
             if size > limit:

@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    model_validator,
+)
 
 from rag.config import Settings
 from rag.types import Filters, Turn
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: Any) -> Any:
+    """Dates come as "YYYY-MM-DD" strings only (not numbers, not timestamps)."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer, as JSON Schema counts them: 5 and 5.0 are the same number; 5.5, "5" and true are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be a whole number")
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def bounded_whole_number(low: int, high: int, description: str) -> Any:
+    """WholeNumber within [low, high]; Field first, or its bounds would not reach the JSON schema."""
+    return Annotated[int, Field(ge=low, le=high, description=description), BeforeValidator(_whole_number)]
 
 
 class FiltersIn(BaseModel):
@@ -18,8 +60,8 @@ class FiltersIn(BaseModel):
 
     doc_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         None, max_length=1000, description="only these documents")
-    date_from: dt.date | None = Field(None, description="published on or after (YYYY-MM-DD)")
-    date_to: dt.date | None = Field(None, description="published on or before (YYYY-MM-DD)")
+    date_from: IsoDate | None = Field(None, description="published on or after (YYYY-MM-DD)")
+    date_to: IsoDate | None = Field(None, description="published on or before (YYYY-MM-DD)")
 
     @model_validator(mode="after")
     def _ordered(self) -> FiltersIn:
@@ -55,6 +97,7 @@ class AskRequestBase(BaseModel):
     filters: FiltersIn | None = None
     history: list[TurnIn] = Field(default_factory=list, max_length=50,
                                   description="earlier turns, for follow-up questions")
+    explain: StrictBool = Field(False, description="add the composer's reasoning as `trace` to the answer")
 
     question: str
     top_k: int | None = None
@@ -67,8 +110,7 @@ def ask_request_model(settings: Settings) -> type[AskRequestBase]:
         __base__=AskRequestBase,
         question=(Annotated[str, Field(min_length=1, max_length=settings.max_question_chars,
                                        description="the question, in any language")], ...),
-        top_k=(Annotated[int, Field(ge=1, le=settings.max_top_k, description="passages to retrieve")] | None,
-               None),
+        top_k=(bounded_whole_number(1, settings.max_top_k, "passages to retrieve") | None, None),
     )
 
 
@@ -123,12 +165,21 @@ class AnswerOut(BaseModel):
     conflicts: list[ConflictOut]
     related: list[RelatedOut]
     timings_ms: dict[str, float]
+    confidence: float | None = Field(None, ge=0, le=1, description="how sure the composer is, 0..1")
+    trace: dict[str, Any] | None = Field(None, description="the composer's reasoning, with `explain: true`")
+
+
+class AnsweringOut(BaseModel):
+    ready: int = Field(description="answering processes (or 1 for in-process answering) able to answer")
+    total: int
 
 
 class HealthOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    status: str
+    status: str = Field(description="ok, degraded (fewer answering processes than configured) or loading")
+    reason: str | None = Field(None, description="why the service is not ready, when it is not")
+    answering: AnsweringOut | None = None
     model: str | None = None
     documents: int | None = None
     chunks: int | None = None
@@ -181,3 +232,70 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "invalid request; the message names the field"},
     429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
 }
+
+
+# --- request bodies: strict JSON -------------------------------------------------------------------------
+
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _NotJsonNumber(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJsonNumber(name)
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
+def strict_json(raw: bytes) -> Any:
+    """JSON as RFC 8259 has it: UTF-8, no NaN/Infinity, no lone surrogates ("\\ud800"), which Python's
+    json module accepts but no JSON encoder can write back. Errors are JSONDecodeError with a position,
+    which FastAPI turns into a 422 naming the body."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError("the body is not UTF-8", raw.decode("utf-8", "replace"), exc.start) from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except _NotJsonNumber as exc:
+        raise json.JSONDecodeError(f"{exc} is not a JSON number", text, max(0, text.find(str(exc)))) from None
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    if _has_surrogate(value):
+        match = _LONE_SURROGATE_ESCAPE.search(text)
+        escape = match.group() if match else "\\ud800"
+        raise json.JSONDecodeError(f"a lone surrogate {escape} is not Unicode text", text,
+                                   match.start() if match else 0)
+    return value
+
+
+class StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body is parsed by `strict_json`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -1,14 +1,19 @@
-"""The Slack bot: answers mentions, DMs and `/ask` with cited Block Kit replies, over HTTP or Socket Mode.
+"""The Slack bot: answers mentions, DMs and its slash command (`/cite` unless RAG_SLACK_COMMAND says
+otherwise) with cited Block Kit replies, over HTTP or Socket Mode.
 
-Built on slack-bolt's `AsyncApp`: its built-in middleware verifies signatures (401 on a bad or stale one),
-answers `url_verification` and `ssl_check`, and skips the bot's own events. Every listener acknowledges
-first and answers in a lazy listener, with `Assistant.ask` run in a worker thread, so Slack never waits
-3 seconds. Retried deliveries are dropped by event id; threads keep their earlier questions for follow-ups.
+Over HTTP, `POST /slack/events` checks the signature on the raw body before anything parses it (401),
+refuses signed bodies that are not what Slack sends (400), and acknowledges a replayed signed request
+without answering it again. Then slack-bolt's `AsyncApp` answers `url_verification` and `ssl_check` and
+skips the bot's own events. Every listener acknowledges first and answers in a lazy listener, on the
+service's backend (a worker thread or an answering process), so Slack never waits 3 seconds. Retried
+deliveries are dropped by event id; threads keep their earlier questions for follow-ups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -18,10 +23,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -34,6 +42,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from api.observability import error_body
+from api.runtime import Backend, LocalBackend, ask_assistant
+from api.schemas import strict_json
 from api.slack_blocks import (
     SHARE_ACTION_ID,
     Block,
@@ -57,7 +68,7 @@ log = logging.getLogger("rag.slack")
 
 DEFAULT_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/slack/events"
-USAGE = "Ask me about the news sources, e.g. `/ask How much did the government give?`"
+SIGNATURE_WINDOW_S = 5 * 60  # Slack's (and slack-bolt's) allowed clock difference, either way
 # Retry reasons meaning Slack's first delivery never reached us, so the retry is the only copy to answer.
 UNDELIVERED_RETRY_REASONS = frozenset({"connection_failed", "ssl_error", "too_many_redirects", "http_error"})
 # Message subtypes that are still a person writing; every other subtype (edits, deletions, bots,
@@ -177,12 +188,24 @@ def _first_header(request: AsyncBoltRequest, name: str) -> str | None:
     return values[0] if values else None
 
 
+class _SkipDuplicateTokenWarning(logging.Filter):
+    """slack-bolt warns "`token` will be unused" whenever SLACK_BOT_TOKEN is in the environment and a client
+    is passed, even when the client carries that very token: the warning is wrong then, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+log.addFilter(_SkipDuplicateTokenWarning())
+
+
 class SlackBot:
-    """The bolt app and its state (seen events, thread history, shareable answers) around one Assistant."""
+    """The bolt app and its state (seen events and requests, thread history, shareable answers) around the
+    service's backend (or a callable returning it, for apps that load it after startup)."""
 
     def __init__(
         self,
-        assistant: Assistant | Callable[[], Assistant],
+        backend: Backend | Callable[[], Backend],
         settings: Settings,
         *,
         socket_mode: bool = False,
@@ -191,12 +214,16 @@ class SlackBot:
             raise RagError("Slack needs SLACK_BOT_TOKEN (the app's xoxb- bot token)")
         if not socket_mode and not settings.slack_signing_secret:
             raise RagError("Slack over HTTP needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)")
-        self._assistant = assistant
+        self._backend = backend
         self.settings = settings
+        self.command = settings.slack_command
+        self.usage = f"Ask me about the news sources, e.g. `{self.command} How much did the government give?`"
         self.seen_events: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=3600)
+        self.seen_signatures: TTLCache[str, bool] = TTLCache(maxsize=50_000, ttl=2 * SIGNATURE_WINDOW_S)
         self.answered_messages: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=3600)
         self.history = ThreadHistory()
         self.shared: TTLCache[str, SharedAnswer] = TTLCache(maxsize=500, ttl=24 * 3600)
+        self._secret = (settings.slack_signing_secret or "").encode()
         self.client = AsyncWebClient(
             token=settings.slack_bot_token, base_url=api_base_url(settings), retry_handlers=retry_handlers()
         )
@@ -210,6 +237,32 @@ class SlackBot:
             logger=log,
         )
         self._register()
+
+    # -- HTTP requests, before slack-bolt sees them ---------------------------------------------------
+
+    def screen(self, raw: bytes, headers: Mapping[str, str]) -> Response | None:
+        """The response for a request that must not reach slack-bolt, or None to let it through: 401 for a
+        missing, malformed, stale or wrong signature (checked on the raw bytes, before parsing); 200 with
+        nothing done for a replay of a signed request already received; 400 for a signed body that is not
+        a Slack payload."""
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        signature = headers.get("x-slack-signature", "")
+        if not (timestamp.isascii() and timestamp.isdigit()) or not signature:
+            return _slack_error(401, "missing or malformed Slack signature headers")
+        if abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW_S:
+            return _slack_error(401, "expired Slack signature (timestamp more than 5 minutes off)")
+        # Over the bytes as sent (slack_sdk's verifier decodes them first and fails on non-UTF-8 bodies).
+        expected = "v0=" + hmac.new(self._secret, b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode("latin-1")):
+            return _slack_error(401, "invalid Slack signature")
+        if not self.seen_signatures.add(signature, True):
+            log.info("slack: replayed request (same signature) acknowledged without answering")
+            return Response(status_code=200)
+        problem = payload_problem(raw, headers.get("content-type", ""))
+        if problem:
+            log.info("slack: signed request refused: %s", problem)
+            return _slack_error(400, f"malformed Slack request: {problem}")
+        return None
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -225,18 +278,20 @@ class SlackBot:
             await ack()
 
         async def on_mention(body: dict, context: AsyncBoltContext) -> None:
-            await self.handle_message(body.get("event", {}), context.bot_user_id)
+            event = body.get("event")
+            if isinstance(event, dict):
+                await self.handle_message(event, context.bot_user_id)
 
         async def on_message(body: dict, context: AsyncBoltContext) -> None:
-            event = body.get("event", {})
-            if event.get("channel_type") == "im":
+            event = body.get("event")
+            if isinstance(event, dict) and event.get("channel_type") == "im":
                 await self.handle_message(event, context.bot_user_id)
 
         async def ack_command(ack: Any, command: dict) -> None:
             if question_from_slack(command.get("text", "")):
                 await ack(response_type="ephemeral", text=":mag: Looking that up in the sources…")
             else:
-                await ack(response_type="ephemeral", text=USAGE)
+                await ack(response_type="ephemeral", text=self.usage)
 
         async def on_command(command: dict) -> None:
             await self.handle_command(command)
@@ -247,7 +302,7 @@ class SlackBot:
         app.middleware(drop_redelivered)
         app.event("app_mention")(ack=ack_only, lazy=[on_mention])
         app.event("message")(ack=ack_only, lazy=[on_message])
-        app.command("/ask")(ack=ack_command, lazy=[on_command])
+        app.command(self.command)(ack=ack_command, lazy=[on_command])
         app.action(SHARE_ACTION_ID)(ack=ack_only, lazy=[on_share])
 
     def is_redelivery(self, req: AsyncBoltRequest) -> bool:
@@ -267,19 +322,20 @@ class SlackBot:
         return True
 
     @property
-    def assistant(self) -> Assistant:
-        return self._assistant() if callable(self._assistant) else self._assistant
+    def backend(self) -> Backend:
+        return self._backend() if callable(self._backend) else self._backend
 
     # -- answering ---------------------------------------------------------------------------------
 
     async def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        """`Assistant.ask` in a worker thread: it is CPU work and must not block the event loop."""
-        return await asyncio.to_thread(self.assistant.ask, question, list(history))
+        """An answer from the backend (never on the event loop), within the request timeout."""
+        return await asyncio.wait_for(self.backend.run(ask_assistant, question, tuple(history), None, None),
+                                      timeout=self.settings.request_timeout_s)
 
     def render(self, answer: Answer) -> list[Block]:
         """The answer's blocks, titles linked to the original article when its URL is known."""
-        docs = self.assistant.documents
-        urls = {c.doc_id: docs[c.doc_id].meta.url for c in answer.citations if c.doc_id in docs and docs[c.doc_id].meta.url}
+        catalog = self.backend.catalog()
+        urls = {c.doc_id: url for c in answer.citations if (url := (catalog.get(c.doc_id) or {}).get("url"))}
         return answer_blocks(answer, public_url=self.settings.public_url, source_urls=urls)
 
     async def handle_message(self, event: Mapping[str, Any], bot_user_id: str | None) -> None:
@@ -298,7 +354,7 @@ class SlackBot:
         thread_ts = event.get("thread_ts") or ts
         question = question_from_slack(event.get("text", ""))
         if not question:
-            await self.post(channel, thread_ts, USAGE, notice_blocks(USAGE))
+            await self.post(channel, thread_ts, self.usage, notice_blocks(self.usage))
             return
         history = self.history.turns(channel, thread_ts)
         if not history and thread_ts != ts:  # a thread we don't remember (e.g. after a restart)
@@ -427,21 +483,64 @@ class SlackBot:
         await self.respond(response_url, {"delete_original": True})
 
 
-def mount_slack(app: FastAPI, assistant: Assistant | Callable[[], Assistant], settings: Settings) -> bool:
+def _slack_error(status: int, message: str) -> Response:
+    return JSONResponse(error_body(message, "authentication_error" if status == 401 else "invalid_request_error"),
+                        status_code=status)
+
+
+def payload_problem(raw: bytes, content_type: str) -> str | None:
+    """Why a (signed) body is not something Slack sends, or None: events are a JSON object with a string
+    `type` (and an object `event` for event callbacks); commands and actions are forms, actions with a
+    JSON object `payload`."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json":
+        try:
+            body = strict_json(raw)
+        except json.JSONDecodeError as exc:
+            return f"invalid JSON ({exc.msg})"
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            return "a JSON event must be an object with a string 'type'"
+        if body["type"] == "event_callback" and not isinstance(body.get("event"), dict):
+            return "an event callback needs an 'event' object"
+        return None
+    if media == "application/x-www-form-urlencoded":
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" in form:
+            try:
+                payload = strict_json(form["payload"][0].encode("utf-8"))
+            except json.JSONDecodeError as exc:
+                return f"invalid JSON payload ({exc.msg})"
+            if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+                return "the payload must be an object with a string 'type'"
+            return None
+        if not form.get("command"):
+            return "a form needs a 'command' or a 'payload'"
+        return None
+    return f"unsupported content type {media or '(none)'!r}"
+
+
+def mount_slack(app: FastAPI, backend: Backend | Callable[[], Backend], settings: Settings) -> bool:
     """Mount `POST /slack/events` (events, slash commands, interactivity) when the Slack bot token and
-    signing secret are set; return whether it was mounted. `assistant` may be a zero-argument callable
-    returning the Assistant, for apps that open it after startup."""
+    signing secret are set; return whether it was mounted. `backend` may be a zero-argument callable
+    returning it, for apps that load it after startup."""
     if not (settings.slack_bot_token and settings.slack_signing_secret):
         return False
-    bot = SlackBot(assistant, settings)
+    bot = SlackBot(backend, settings)
     handler = AsyncSlackRequestHandler(bot.app)
 
     async def slack_events(request: Request) -> Response:
+        refused = bot.screen(await request.body(), request.headers)
+        if refused is not None:
+            return refused
         return await handler.handle(request)
 
     app.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False, name="slack_events")
     app.state.slack_bot = bot
-    log.info("slack: events, commands and interactivity at POST %s", EVENTS_PATH)
+    log.info("slack: events, %s and interactivity at POST %s", settings.slack_command, EVENTS_PATH)
     return True
 
 
@@ -454,14 +553,13 @@ def _check_socket_mode(settings: Settings) -> str:
     return token
 
 
-async def serve_socket_mode(
-    assistant: Assistant | Callable[[], Assistant], settings: Settings, stop: asyncio.Event | None = None
-) -> None:
-    """Connect over Socket Mode and answer until `stop` is set (forever without one)."""
+async def serve_socket_mode(assistant: Assistant, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Connect over Socket Mode and answer with `assistant` (in worker threads) until `stop` is set
+    (forever without one)."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     token = _check_socket_mode(settings)
-    bot = SlackBot(assistant, settings, socket_mode=True)
+    bot = SlackBot(LocalBackend(assistant), settings, socket_mode=True)
     handler = AsyncSocketModeHandler(bot.app, token)  # apps.connections.open goes through bot.client
     await handler.connect_async()
     log.info("slack: connected over Socket Mode")
@@ -471,7 +569,7 @@ async def serve_socket_mode(
         await handler.close_async()
 
 
-def run_socket_mode(assistant: Assistant | Callable[[], Assistant], settings: Settings) -> None:
+def run_socket_mode(assistant: Assistant, settings: Settings) -> None:
     """Run the bot over Socket Mode (SLACK_APP_TOKEN, no public URL needed) until interrupted."""
     _check_socket_mode(settings)
     if not settings.slack_bot_token:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -80,12 +81,26 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     max_top_k: int = 50
     public_url: str | None = None
+    header_timeout_s: float = 10.0  # a request head (line + headers) must arrive within this
+    body_timeout_s: float = 30.0  # and its body within this after the head
+    max_header_bytes: int = 32_768  # request line + headers; larger heads get 431
+    max_connections: int = 2048  # open connections; past it the longest-idle ones are closed
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed; empty = none
+    auth_failures_per_minute: int = 30  # wrong API keys per client address before 429
 
     # Slack
     slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
     slack_signing_secret: str | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
     slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_API_URL"))
+    slack_command: str = Field("/cite", validation_alias=AliasChoices("RAG_SLACK_COMMAND", "SLACK_COMMAND"))
+
+    @field_validator("slack_command")
+    @classmethod
+    def _slash_command(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError(f"slack_command must be '/' and 1-31 lowercase letters, digits, - or _; got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _paths_from_root(self) -> Settings:

@@ -15,6 +15,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from api.server import server_config
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SET = ROOT / "eval" / "seed.jsonl"
 
@@ -42,13 +44,14 @@ def without_timings(answer: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def running_server(app: FastAPI, startup_timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve `app` with uvicorn (uvloop + httptools, as `rag serve` does) and yield its base URL."""
+    """Serve `app` with the uvicorn configuration `rag serve` uses (uvloop, the guarded httptools
+    protocol, the app's own limits) and yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=2)
+    config = server_config(app, app.state.service.settings, log_level="warning", lifespan="on",
+                           timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"uvicorn-{port}")
     thread.start()

@@ -157,6 +157,14 @@ def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None
         ({"question": "How much?", "top_k": 0}, "top_k"),
         ({"question": "How much?", "top_k": Settings().max_top_k + 1}, "top_k"),
         ({"question": "How much?", "top_k": "many"}, "top_k"),
+        ({"question": "How much?", "top_k": "5"}, "top_k"),
+        ({"question": "How much?", "top_k": 5.5}, "top_k"),
+        ({"question": "How much?", "top_k": True}, "top_k"),
+        ({"question": "How much?", "explain": "yes"}, "explain"),
+        ({"question": "How much?", "explain": 1}, "explain"),
+        ({"question": "How much?", "filters": {"date_from": 0}}, "filters.date_from"),
+        ({"question": "How much?", "filters": {"date_to": "2025-01-01T00:00:00"}}, "filters.date_to"),
+        ({"question": ["How much?"]}, "question"),
         ({"question": "How much?", "filters": {"date_from": "yesterday"}}, "filters.date_from"),
         ({"question": "How much?", "filters": {"date_from": "2025-02-01", "date_to": "2025-01-01"}}, "filters"),
         ({"question": "How much?", "filters": {"doc_ids": "000"}}, "filters.doc_ids"),
@@ -167,6 +175,16 @@ def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None
 def test_bad_ask_requests_are_422_naming_the_field(client: httpx.Client, payload: dict, field: str) -> None:
     error = assert_error(client.post("/ask", json=payload), 422, field)
     assert error["param"] == field.split(".")[0] or error["param"] == field
+
+
+def test_top_k_is_a_json_integer(client: httpx.Client, seed_assistant: Assistant) -> None:
+    """5 and 5.0 are one integer to JSON (and to the schema's "integer"); both give the same answer."""
+    question = answered_questions(seed_assistant)[0]
+    five = client.post("/ask", json={"question": question, "top_k": 5})
+    five_point_oh = client.post("/ask", content=f'{{"question": "{question}", "top_k": 5.0}}'.encode(),
+                                headers={"Content-Type": "application/json"})
+    assert five.status_code == five_point_oh.status_code == 200
+    assert without_timings(five.json()) == without_timings(five_point_oh.json())
 
 
 def test_malformed_json_is_422(client: httpx.Client) -> None:
@@ -228,6 +246,86 @@ def test_rate_limit_answers_429_with_retry_after(seed_assistant: Assistant, sett
         assert_error(r, 429, "rate limit")
         assert 1 <= int(r.headers["retry-after"]) <= 20
         assert c.get("/health").status_code == 200  # health is never limited
+
+
+def test_explain_is_accepted_and_answers_keep_the_contract(client: httpx.Client, seed_assistant: Assistant) -> None:
+    question = answered_questions(seed_assistant)[0]
+    explained = client.post("/ask", json={"question": question, "explain": True})
+    assert explained.status_code == 200, explained.text
+    plain = client.post("/ask", json={"question": question, "explain": False}).json()
+    body = explained.json()
+    assert plain.get("trace") is None
+    body.pop("trace", None)
+    assert without_timings(body) == without_timings(plain)
+
+
+def test_explain_reaches_an_assistant_that_takes_it() -> None:
+    """`explain` is passed to `Assistant.ask` only when its signature has the parameter."""
+    from api.runtime import ask_assistant
+
+    class Explaining:
+        def ask(self, question, history=(), top_k=None, filters=None, explain=False):
+            return ("explaining", explain)
+
+    class Plain:
+        def ask(self, question, history=(), top_k=None, filters=None):
+            return "plain"
+
+    assert ask_assistant(Explaining(), "q", (), None, None, True) == ("explaining", True)
+    assert ask_assistant(Explaining(), "q", (), None, None, False) == ("explaining", False)
+    assert ask_assistant(Plain(), "q", (), None, None, True) == "plain"
+
+
+def test_rate_limit_keys_on_the_verified_key_not_the_header_spelling(seed_assistant: Assistant,
+                                                                     settings: Settings) -> None:
+    app = create_app(seed_assistant, settings.with_overrides(api_key="k3y-for-limits", rate_limit_per_minute=3))
+    spellings = ["Bearer k3y-for-limits", "bearer k3y-for-limits", "BEARER   k3y-for-limits", "Bearer  k3y-for-limits"]
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        statuses = [c.get("/sources", headers={"Authorization": a}).status_code for a in spellings]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(seed_assistant: Assistant, settings: Settings) -> None:
+    limited = settings.with_overrides(rate_limit_per_minute=2)
+    with running_server(create_app(seed_assistant, limited)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        statuses = [c.get("/sources", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(3)]
+    assert statuses == [200, 200, 429]  # one client (the peer address), whatever the header says
+    trusted = limited.with_overrides(trusted_proxies="127.0.0.1")
+    with running_server(create_app(seed_assistant, trusted)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        statuses = [c.get("/sources", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(3)]
+        assert statuses == [200, 200, 200]  # three clients, as the trusted proxy says
+        same = [c.get("/sources", headers={"X-Forwarded-For": "198.51.100.7"}).status_code for _ in range(3)]
+        assert same == [200, 200, 429]
+
+
+def test_failed_api_keys_are_limited_per_address(seed_assistant: Assistant, settings: Settings) -> None:
+    app = create_app(seed_assistant, settings.with_overrides(api_key="right-key", auth_failures_per_minute=3))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        wrong = [c.get("/sources", headers={"Authorization": f"Bearer guess-{i}"}).status_code for i in range(3)]
+        assert wrong == [401, 401, 401]
+        blocked = c.get("/sources", headers={"Authorization": "Bearer right-key"})
+        assert_error(blocked, 429, "wrong API keys")
+        assert int(blocked.headers["retry-after"]) >= 1
+        assert c.get("/sources").status_code == 401  # no key at all is not an attempt, and is refused
+        assert c.get("/health").status_code == 200
+
+
+def test_security_headers_on_every_response(client: httpx.Client) -> None:
+    for path in ("/", "/health", "/sources", "/nope", "/docs", "/static/app.js"):
+        r = client.get(path)
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_trailing_slash_redirect_is_relative(base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as c:
+        r = c.get("/sources/", headers={"Host": "evil.example"})
+        assert r.status_code == 307 and r.headers["location"] == "/sources"
+        r = c.get("//evil.example/", headers={"Host": "evil.example"})
+        assert not r.headers.get("location", "/").startswith("//")
+        r = c.get("/sources/?x=1")
+        assert r.headers["location"] == "/sources?x=1"
 
 
 def test_slow_answer_is_504(seed_assistant: Assistant, settings: Settings) -> None:
@@ -368,3 +466,77 @@ def test_answer_processes_give_the_same_answers(seed_assistant: Assistant, setti
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert list(pool.map(ask, questions)) == expected
         assert_error(httpx.post(f"{url}/ask", json={"question": "\u0000\u0001"}, timeout=60), 422, "question")
+
+
+# --- small pieces, on hand-built inputs ------------------------------------------------------------------
+
+
+def test_rate_limiter_forgets_refilled_clients_without_scanning() -> None:
+    from api.observability import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(per_minute=2, clock=lambda: now[0], max_clients=50_000)
+    for i in range(20_000):
+        assert limiter.check(f"ip:{i}") == 0.0
+    assert len(limiter) == 20_000
+    assert limiter.check("ip:7") == 0.0 and limiter.check("ip:7") > 0  # its burst of 2 is used up
+    now[0] = 30.0
+    limiter.check("ip:late")  # nothing refilled yet: nothing forgotten
+    assert len(limiter) == 20_001
+    now[0] = 60.5
+    limiter.check("ip:new")  # every bucket untouched for a minute is full again: forgotten, oldest first
+    assert len(limiter) == 2 and limiter.peek("ip:7") == 0.0  # only ip:late (30 s ago) and ip:new remain
+    assert limiter.check("ip:late") == 0.0
+
+
+def test_rate_limiter_is_bounded_in_clients() -> None:
+    from api.observability import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(per_minute=5, clock=lambda: now[0], max_clients=100)
+    for i in range(1000):
+        limiter.check(f"ip:{i}")
+        now[0] += 0.001
+    assert len(limiter) == 100
+    assert limiter.peek("ip:999") == 0.0 and limiter.check("ip:999") == 0.0
+
+
+def test_json_safe_makes_anything_encodable() -> None:
+    from api.observability import json_safe
+
+    value = {"q": "a\ud800b", "n": float("nan"), "i": [float("inf"), 1, True, None], b"k": b"\xff\x00", "o": object,
+             "long": "x" * 500}
+    safe = json_safe(value, max_chars=10)
+    text = json.dumps(safe, allow_nan=False, ensure_ascii=False)
+    text.encode("utf-8")
+    assert safe["q"] == "a\\ud800b" and safe["n"] == "nan" and safe["i"] == ["inf", 1, True, None]
+    assert safe["k"] == "\\xff\x00" and safe["long"] == "x" * 10 + "..."
+
+
+def test_strict_json_refuses_what_json_loads_lets_through() -> None:
+    from api.schemas import strict_json
+
+    assert strict_json(b'{"a": [1, 2.5, "\\ud83d\\ude00"]}') == {"a": [1, 2.5, "\U0001f600"]}  # a surrogate pair
+    for raw, message in [(b'{"a": NaN}', "NaN is not a JSON number"), (b"[-Infinity]", "-Infinity"),
+                         (b'{"a": "\\ud800"}', "lone surrogate \\ud800"), (b'["x\\udc00"]', "\\udc00"),
+                         (b'{"\\udfff": 1}', "surrogate"), (b"\xff{}", "not UTF-8"), (b"[" * 100_000, "nested too deeply")]:
+        with pytest.raises(json.JSONDecodeError, match=re.escape(message)):
+            strict_json(raw)
+
+
+def test_redirects_never_name_a_host() -> None:
+    from api.observability import relative_location
+
+    assert relative_location(b"http://evil.example/ask?x=1") == b"/ask?x=1"
+    assert relative_location(b"http://evil.example//other.example/") == b"/other.example/"
+    assert relative_location(b"/sources") == b"/sources"
+
+
+def test_an_apps_own_csp_gains_frame_ancestors() -> None:
+    from api.observability import _security_headers
+
+    headers = dict(_security_headers([(b"content-security-policy", b"default-src 'self';")]))
+    assert headers[b"content-security-policy"] == b"default-src 'self'; frame-ancestors 'none'"
+    assert headers[b"x-frame-options"] == b"DENY"
+    kept = dict(_security_headers([(b"content-security-policy", b"frame-ancestors 'self'")]))
+    assert kept[b"content-security-policy"] == b"frame-ancestors 'self'"

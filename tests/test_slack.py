@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import re
 import threading
 import time
 import uuid
@@ -40,12 +42,14 @@ from api.slack_blocks import (
     paginate,
     source_link,
 )
+from rag.config import Settings
 from rag.types import Answer, Citation, Conflict, ConflictValue, Turn
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_USER, BOT_ID, TEAM = "UBOT0001", "BBOT0001", "T0000001"
 PUBLIC_URL = "https://rag.example.org"
 MONEY_QUESTION = "How much is Japan budgeting for its joint chip research with America?"
+COMMAND = Settings().slack_command  # the default, /cite
 FOLLOW_UP = "and in dollars?"
 
 
@@ -408,7 +412,7 @@ def test_unanswerable_question_is_marked_not_in_sources(service: str, fake_slack
     assert blocks[0]["type"] == "header" and blocks[0]["text"]["text"] == HEADER_UNANSWERED
 
 
-# -- /ask and "Share in channel" ---------------------------------------------------------------------------
+# -- the slash command and "Share in channel" -------------------------------------------------------------
 
 
 def test_slash_command_acks_fast_then_answers_at_response_url(service: str, fake_slack: FakeSlack,
@@ -417,7 +421,7 @@ def test_slash_command_acks_fast_then_answers_at_response_url(service: str, fake
     with fake_slack.lock:
         fake_slack.rate_limited[hook] = 1  # the response_url post is rate limited once, then retried
     form = {"token": "unused", "team_id": TEAM, "channel_id": "C0SLASH01", "user_id": "U0000USER",
-            "command": "/ask", "text": cited_question, "response_url": f"{fake_slack.url}/{hook}",
+            "command": COMMAND, "text": cited_question, "response_url": f"{fake_slack.url}/{hook}",
             "trigger_id": "1.2.3"}
     started = time.monotonic()
     r = send(service, urlencode(form), "application/x-www-form-urlencoded")
@@ -451,10 +455,136 @@ def test_slash_command_acks_fast_then_answers_at_response_url(service: str, fake
 
 
 def test_slash_command_without_text_gets_usage(service: str) -> None:
-    form = {"team_id": TEAM, "channel_id": "C0SLASH02", "user_id": "U0000USER", "command": "/ask", "text": "  ",
+    form = {"team_id": TEAM, "channel_id": "C0SLASH02", "user_id": "U0000USER", "command": COMMAND, "text": "  ",
             "response_url": "http://127.0.0.1:9/unused", "trigger_id": "1.2.3"}
     r = send(service, urlencode(form), "application/x-www-form-urlencoded")
-    assert r.status_code == 200 and "/ask" in r.json()["text"]
+    assert r.status_code == 200 and COMMAND in r.json()["text"]
+
+
+def test_replayed_command_and_action_are_answered_once(service: str, fake_slack: FakeSlack,
+                                                       cited_question: str) -> None:
+    """The same signed request sent again (same timestamp, body and signature: a replay, which Slack never
+    does for commands and actions) is acknowledged and not answered a second time."""
+    hook = "response/" + uuid.uuid4().hex
+    form = urlencode({"team_id": TEAM, "channel_id": "C0REPLAY1", "user_id": "U0000USER", "command": COMMAND,
+                      "text": cited_question, "response_url": f"{fake_slack.url}/{hook}", "trigger_id": "1.2.3"})
+    ts = int(time.time())
+    first = send(service, form, "application/x-www-form-urlencoded", timestamp=ts)
+    assert first.status_code == 200 and first.json()["response_type"] == "ephemeral"
+    replay = send(service, form, "application/x-www-form-urlencoded", timestamp=ts)
+    assert replay.status_code == 200 and replay.content == b""
+    button = wait_for(lambda: fake_slack.delivered(hook))[0].body["blocks"][-1]["elements"][0]
+
+    action_hook = "response/" + uuid.uuid4().hex
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U0000USER"},
+               "channel": {"id": "C0REPLAY1"}, "response_url": f"{fake_slack.url}/{action_hook}",
+               "trigger_id": "1.2.4", "actions": [{"type": "button", "action_id": SHARE_ACTION_ID, "block_id": "b",
+                                                   "value": button["value"], "action_ts": f"{time.time():.6f}"}]}
+    action = urlencode({"payload": json.dumps(payload)})
+    assert send(service, action, "application/x-www-form-urlencoded", timestamp=ts).status_code == 200
+    assert send(service, action, "application/x-www-form-urlencoded", timestamp=ts).status_code == 200
+    wait_for(lambda: len(fake_slack.delivered(action_hook)) >= 2)  # the share and the removal
+    time.sleep(1.0)
+    assert len(fake_slack.delivered(hook)) == 1
+    assert [c.body.get("response_type") for c in fake_slack.delivered(action_hook)] == ["in_channel", None]
+    # A fresh signature (a new timestamp) is a new request, answered again.
+    assert send(service, form, "application/x-www-form-urlencoded", timestamp=ts + 1).json()["response_type"]
+    wait_for(lambda: len(fake_slack.delivered(hook)) == 2)
+
+
+UNSIGNED_JUNK = [
+    ("application/json", b"[1, 2, 3]", {}),
+    ("application/json", bytes(range(256)), {}),
+    ("application/json", b'{"type": "event_callback", "event": null}', {}),
+    ("application/x-www-form-urlencoded", b"payload=%7B%7D", {}),
+    ("application/json", b'{"type": "url_verification", "challenge": "x"}', {"X-Slack-Request-Timestamp": "soon"}),
+    ("application/json", b'{"type": "url_verification", "challenge": "x"}', {"X-Slack-Request-Timestamp": "\u00b2".encode("latin-1")}),
+    ("application/json", b"{}", {"X-Slack-Signature": "v0=" + "0" * 64}),
+    ("text/plain", b"hello", {"X-Slack-Signature": "nonsense"}),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body", "headers"), UNSIGNED_JUNK)
+def test_unsigned_junk_is_401_without_a_traceback(service: str, caplog: pytest.LogCaptureFixture,
+                                                  content_type: str, body: bytes, headers: dict[str, Any]) -> None:
+    all_headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(int(time.time())), **headers}
+    with caplog.at_level(logging.INFO):
+        r = httpx.post(service + EVENTS_PATH, content=body, headers=all_headers, timeout=10)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= logging.ERROR]
+
+
+SIGNED_MALFORMED = [
+    ("application/json", b"[1, 2, 3]", "object"),
+    ("application/json", b"\xff\xfe not text", "UTF-8"),
+    ("application/json", b'{"type": "event_callback", "event": null}', "event"),
+    ("application/json", b'{"type": "event_callback"}', "event"),
+    ("application/json", b'{"type": 7}', "type"),
+    ("application/json", b'{"type": "event_callback", "event": {"type": "app_mention"}, "x": NaN}', "JSON"),
+    ("application/json", b'{"type": "url_verification", "challenge": "\\ud800"}', "JSON"),
+    ("application/x-www-form-urlencoded", b"payload=not-json", "payload"),
+    ("application/x-www-form-urlencoded", b"payload=%5B%5D", "payload"),
+    ("application/x-www-form-urlencoded", b"text=hello", "command"),
+    ("application/octet-stream", b"hello", "content type"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body", "reason"), SIGNED_MALFORMED)
+def test_signed_malformed_bodies_are_400_without_a_traceback(service: str, caplog: pytest.LogCaptureFixture,
+                                                             content_type: str, body: bytes, reason: str) -> None:
+    ts = int(time.time())
+    signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": signature}
+    with caplog.at_level(logging.INFO):
+        r = httpx.post(service + EVENTS_PATH, content=body, headers=headers, timeout=10)
+    assert r.status_code == 400, r.text
+    assert reason in r.json()["error"]["message"]
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= logging.ERROR]
+
+
+def test_the_slash_command_is_configurable(seed_assistant: Any, settings: Any, fake_slack: FakeSlack,
+                                           cited_question: str) -> None:
+    custom = settings.model_copy(update={
+        "slack_bot_token": "xoxb-test-token", "slack_signing_secret": SECRET, "slack_command": "/facts",
+        "slack_api_url": fake_slack.url + "/api", "api_key": None})
+    with running_server(create_app(seed_assistant, custom)) as url:
+        hook = "response/" + uuid.uuid4().hex
+        form = {"team_id": TEAM, "channel_id": "C0CUSTOM1", "user_id": "U0000USER", "command": "/facts",
+                "text": cited_question, "response_url": f"{fake_slack.url}/{hook}", "trigger_id": "1.2.3"}
+        assert send(url, urlencode(form), "application/x-www-form-urlencoded").json()["response_type"] == "ephemeral"
+        wait_for(lambda: fake_slack.delivered(hook))
+        usage = send(url, urlencode(form | {"text": ""}), "application/x-www-form-urlencoded").json()["text"]
+        assert "/facts" in usage and COMMAND not in usage
+        other = send(url, urlencode(form | {"command": COMMAND}), "application/x-www-form-urlencoded")
+        assert other.status_code == 404  # the default command is not registered any more
+
+
+def test_slash_command_setting_is_validated() -> None:
+    assert Settings(slack_command="/news-facts").slack_command == "/news-facts"
+    for bad in ("cite", "/Cite", "/" + "x" * 32, "/two words"):
+        with pytest.raises(ValueError, match="slack_command"):
+            Settings(slack_command=bad)
+
+
+def test_no_misleading_token_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_BOT_TOKEN in the environment made slack-bolt warn "`token` will be unused" at every start."""
+    from api.runtime import LocalBackend
+    from api.slack import SlackBot
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env-token")
+    with caplog.at_level(logging.DEBUG):
+        SlackBot(lambda: LocalBackend(None), Settings(slack_signing_secret=SECRET))  # type: ignore[arg-type]
+    assert not [r for r in caplog.records if "unused" in r.getMessage()], caplog.text
+
+
+def test_docs_and_manifest_name_the_bot_and_command_alike() -> None:
+    manifest = yaml.safe_load((ROOT / "slack" / "manifest.yml").read_text())
+    bot = manifest["features"]["bot_user"]["display_name"]
+    assert manifest["display_information"]["name"] == bot
+    docs = (ROOT / "docs" / "slack.md").read_text()
+    assert set(re.findall(r"@[\w-]+", docs)) == {"@" + bot} and "@Cited Answers" not in docs
+    assert COMMAND in docs and "/ask " not in docs
 
 
 # -- rendering and helpers (no network) --------------------------------------------------------------------
@@ -525,7 +655,7 @@ def test_manifest_declares_what_the_bot_uses() -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert set(events["bot_events"]) == {"app_mention", "message.im"}
     assert events["request_url"].endswith(EVENTS_PATH)
-    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/ask"]
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND] == ["/cite"]
     assert manifest["features"]["slash_commands"][0]["url"].endswith(EVENTS_PATH)
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["interactivity"]["request_url"].endswith(EVENTS_PATH)
