@@ -208,10 +208,23 @@ def news_tune(settings: Settings, path: Path, limit: int | None) -> tuple[Any, l
     return open_assistant(settings, "news2024", docs), tune
 
 
+def eval_set_tune(settings: Settings, path: Path, corpus: Path) -> tuple[Any, list[Any]]:
+    """Every item of an eval-format set, over its corpus folder indexed under the benchmark cache."""
+    from eval.dataset import load_set
+    from rag.assistant import Assistant
+    from rag.ingest import ingest
+
+    own = settings.with_overrides(corpus_dir=corpus, index_dir=settings.bench_cache_dir / f"tune-{path.stem}" / "index")
+    ingest([corpus], own)
+    return Assistant.open(own), load_set(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="at most this many tuning questions per set")
     ap.add_argument("--news-set", type=Path, default=Path("eval/news2024/questions.jsonl"))
+    ap.add_argument("--eval-set", action="append", default=[], metavar="SET.jsonl:CORPUS_DIR",
+                    help="also tune on every item of an eval-format set over its corpus folder (repeatable)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the retrieval pass here (pickle) for re-fits")
     ap.add_argument("--out", type=Path, default=MODEL_FILE)
     args = ap.parse_args(argv)
@@ -231,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cache:
             with open(args.cache, "wb") as fh:
                 pickle.dump(sets, fh)
+    for spec in args.eval_set:
+        path, _, corpus = spec.partition(":")
+        sets[Path(path).stem] = retrieve_examples(*eval_set_tune(settings, Path(path), Path(corpus)))
     examples = [ex for name in sets for ex in sets[name]]
     base = dict(fitted_model())
     base["focus_types"] = focus_table(assistant, examples)
