@@ -350,7 +350,7 @@ def print_hits(assistant: Assistant, hits: Sequence[Hit], query: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not hits:
         console.print("no passage matches")
     for h in hits:
@@ -390,16 +390,17 @@ def _sources(args: argparse.Namespace) -> int:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{len(rows)} documents in {settings.index_dir}", title_justify="left")
-    for name, opts in (("title", {"ratio": 3}), ("publisher", {"ratio": 1}), ("date", {"no_wrap": True}),
-                       ("chunks", {"justify": "right"}), ("id", {"ratio": 1, "overflow": "fold"})):
-        table.add_column(name, **opts)
-    for r in rows:
-        title = r["title"] + (f" (+{len(r['copies'])} identical)" if r["copies"] else "")
-        table.add_row(title, r["publisher"] or "unknown", r["published"] or "undated", str(r["chunks"]), r["doc_id"])
-    Console(highlight=False).print(table)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"{len(rows)} documents, {sum(r['chunks'] for r in rows)} chunks in {settings.index_dir}")
+    for i, r in enumerate(rows, start=1):
+        console.print(Text.assemble((f"{i:>3}. ", "bold"), (r["title"], "bold")))
+        facts = [r["publisher"] or "publisher unknown", r["published"] or "undated",
+                 f"{r['chunks']} chunk{'s' if r['chunks'] != 1 else ''}", r["doc_id"]]
+        if r["copies"]:
+            facts.append(f"{len(r['copies'])} identical: {', '.join(r['copies'])}")
+        console.print(Text("     " + " · ".join(facts), style="dim"))
     return 0
 
 
