@@ -120,7 +120,7 @@ class LocalAnswers:
         from rag.assistant import Assistant
 
         self.assistant = Assistant.open(settings)
-        self.where = f"index {settings.index_dir}, in this process"
+        self.where = f"the index in {settings.index_dir}, loaded in this process"
 
     def ask(self, question: str, history: Sequence[dict[str, str]] = (), top_k: int | None = None,
             explain: bool = False) -> dict[str, Any]:
@@ -297,7 +297,8 @@ def print_explanation(answer: dict[str, Any]) -> None:
         if answer.get("short_answer"):
             print(f"short answer: {answer['short_answer']}")
         for f in answer.get("figures") or []:
-            print(f"figure {f['text']!r} = {f['value']:g} {f['unit']}, quoted in [{f['citation']}]")
+            value = f"{f['value']:,.0f}" if float(f["value"]).is_integer() else f"{f['value']:,}"
+            print(f"figure {f['text']!r} = {value} {f['unit']}, quoted in [{f['citation']}]")
         for c in answer.get("conflicts") or []:
             values = "; ".join(f"{v['text']} [{v['citation']}]" for v in c["values"])
             print(f"conflict on {c['quantity']}: {values}")
@@ -416,7 +417,8 @@ def _chat(args: argparse.Namespace) -> int:
     if interactive:
         import readline  # noqa: F401  # line editing and history for input()
     print(f"Ask about the indexed articles; follow-up questions use the conversation so far. "
-          f"Commands: {CHAT_COMMANDS}. Answers come from {answers.where}.")
+          f"Commands: {CHAT_COMMANDS}.", flush=True)
+    print(f"Answers come from {answers.where}.")
     history: list[dict[str, str]] = []
     last: dict[str, Any] | None = None
     asked: tuple[str, list[dict[str, str]]] | None = None  # the last question and the history it had
