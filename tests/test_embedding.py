@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.embedding import Embedder, _model_spec, ensure_onnx, onnx_folder
+from rag.embedding import Embedder, _model_spec, _remove_stale_exports, ensure_onnx, onnx_folder
 from rag.errors import RagError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,17 @@ def test_export_folder_is_reused(settings: Settings) -> None:
     assert folder == onnx_folder(source, settings.cache_dir)
     spec = json.loads((folder / "embedder.json").read_text())
     assert (spec["max_seq_length"], spec["pooling"], spec["dim"]) == (256, "mean", 384)
-    assert (folder / "model.onnx").stat().st_size > 10_000_000 and (folder / "tokenizer.json").is_file()
+    assert (folder / "model.optimized.onnx").stat().st_size > 10_000_000 and (folder / "tokenizer.json").is_file()
+
+
+def test_stale_exports_are_removed(tmp_path: Path) -> None:
+    target, same_old, no_spec, other, running = (tmp_path / n for n in ("m-new", "m-old", "m-bare", "x-1", "m.tmp9"))
+    for folder in (target, same_old, no_spec, other, running):
+        folder.mkdir()
+    for folder, source in ((target, "/models/m"), (same_old, "/models/m"), (other, "/models/x")):
+        (folder / "embedder.json").write_text(json.dumps({"source": source}))
+    _remove_stale_exports(target, "/models/m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-new", "m.tmp9", "x-1"]
 
 
 def _model_folder(tmp_path: Path, pooling: dict, modules: list | None = None, **files: dict) -> Path:
