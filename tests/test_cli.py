@@ -19,7 +19,7 @@ from api.app import create_app
 from rag.assistant import Assistant
 from rag.cli import format_confidence, highlight, main, print_answer
 from rag.config import Settings
-from rag.types import Turn
+from rag.types import Answer, Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 RAG = Path(sys.executable).parent / "rag"
@@ -45,6 +45,11 @@ def run_rag(args: list[str], settings: Settings, cwd: Path, port: int | None = N
                           timeout=180)
 
 
+def rendered(answer: Answer) -> str:
+    """What `rag ask` prints for an answer: its text, then its confidence."""
+    return f"{answer.answer}\n{format_confidence(answer.confidence)}\n"
+
+
 def test_version() -> None:
     done = subprocess.run([str(RAG), "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"rag {version('rag-cited')}"
@@ -63,7 +68,7 @@ def test_help_has_examples_and_no_plugin_talk(capsys: pytest.CaptureFixture[str]
 def test_ask_from_another_directory(seed_assistant: Assistant, settings: Settings, tmp_path: Path) -> None:
     done = run_rag(["ask", QUESTION], settings, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == seed_assistant.ask(QUESTION).answer.strip()
+    assert done.stdout == rendered(seed_assistant.ask(QUESTION))
     assert done.stderr == ""  # no library noise
     assert not (tmp_path / "index").exists()  # nothing written where it was run from
 
@@ -73,16 +78,16 @@ def test_ask_from_another_directory(seed_assistant: Assistant, settings: Setting
 
 def test_ask_goes_through_a_running_server_of_the_same_index(seed_assistant: Assistant, settings: Settings,
                                                             make_assistant, tmp_path: Path) -> None:
-    expected = seed_assistant.ask(QUESTION).answer.strip()
+    expected = rendered(seed_assistant.ask(QUESTION))
     with running_server(create_app(seed_assistant, settings)) as url:
         port = int(url.rsplit(":", 1)[1])
         done = run_rag(["-v", "ask", QUESTION], settings, cwd=tmp_path, port=port)
         assert done.returncode == 0, done.stderr
         assert f"answering through {url}" in done.stderr
-        assert done.stdout.strip() == expected
+        assert done.stdout == expected
 
         local = run_rag(["-v", "ask", QUESTION, "--local"], settings, cwd=tmp_path, port=port)
-        assert "answering through this process" in local.stderr and local.stdout.strip() == expected
+        assert "answering through this process" in local.stderr and local.stdout == expected
 
         # A server of another index is not used for this one.
         city = make_assistant(ROOT / "tests" / "fixtures" / "city")
@@ -93,15 +98,17 @@ def test_ask_goes_through_a_running_server_of_the_same_index(seed_assistant: Ass
 def test_chat_on_stdin(seed_assistant: Assistant, settings: Settings, tmp_path: Path) -> None:
     first = seed_assistant.ask(FIRST)
     follow = seed_assistant.ask(FOLLOW_UP, history=[Turn("user", FIRST), Turn("assistant", first.answer)])
-    assert follow.answerable  # the follow-up is answerable only through the history
+    alone = seed_assistant.ask(FOLLOW_UP)
+    assert follow.answer != alone.answer  # so the chat's answer shows whether the history was sent
     lines = [FIRST, FOLLOW_UP, "/sources", "/explain", "/nonsense", "   ", "/quit", "Never asked?"]
     done = run_rag(["chat", "--local"], settings, cwd=tmp_path, stdin="\n".join(lines) + "\n")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("Ask about the indexed articles") and "/sources" in out.splitlines()[0]
-    assert first.answer in out and follow.answer in out
-    assert out.index(first.answer) < out.index(f"> {FOLLOW_UP}") < out.index(follow.answer)
-    after = out[out.index(follow.answer) + len(follow.answer):]
+    before, after = out.split(f"> {FOLLOW_UP}\n")
+    assert rendered(first) in before
+    assert after.startswith(rendered(follow))
+    after = after[len(rendered(follow)):]
     for c in follow.citations:  # /sources: what the last answer cites, where in which document
         assert f"[{c.n}] {c.title}" in after and f"{c.doc_id}, characters {c.start}-{c.end}" in after
     assert "timings:" in after  # /explain
