@@ -27,6 +27,7 @@ log = logging.getLogger("rag")
 
 PROBE_TIMEOUT_S = 0.3  # how long `rag ask` waits for a local server's /health before answering in-process
 CHAT_COMMANDS = "/sources (what the last answer cites), /explain (how it was found), /quit"
+CHAT_HISTORY_TURNS = 20  # turns sent with each chat question: follow-ups need only the recent ones
 
 EXAMPLES = """\
 examples:
@@ -447,11 +448,11 @@ def _chat(args: argparse.Namespace) -> int:
             if not interactive:
                 print(f"> {line}")
             try:
-                last = answers.ask(line, history, args.k)
+                last = answers.ask(line, history[-CHAT_HISTORY_TURNS:], args.k)
             except QuestionError as exc:
                 print(f"error: {exc}")
                 continue
-            asked = (line, list(history))
+            asked = (line, history[-CHAT_HISTORY_TURNS:])
             print_answer(last)
             history += [{"role": "user", "content": line}, {"role": "assistant", "content": last["answer"]}]
     return 0

@@ -174,3 +174,15 @@ def test_confidence_is_shown_when_present(capsys: pytest.CaptureFixture[str]) ->
     print_answer({"answer": "About 5 billion yen [1].", "confidence": 0.62})
     print_answer({"answer": "No confidence here."})
     assert capsys.readouterr().out == "About 5 billion yen [1].\nconfidence 0.62 (medium)\nNo confidence here.\n"
+
+
+def test_long_chat_through_the_server_keeps_within_its_history_limit(seed_assistant: Assistant, settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    """The API takes at most 50 turns of history; a chat of 30 questions keeps sending only recent ones."""
+    with running_server(create_app(seed_assistant, settings)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        done = run_rag(["-v", "chat"], settings, cwd=tmp_path, port=port, stdin=f"{QUESTION}\n" * 30)
+    assert done.returncode == 0, done.stderr
+    assert f"answering through {url}" in done.stderr
+    assert "error:" not in done.stdout and done.stdout.count(f"> {QUESTION}") == 30
+    assert done.stdout.count(seed_assistant.ask(QUESTION).answer) == 30
