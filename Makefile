@@ -10,16 +10,36 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test setup browser lint index eval-report bench bench-beir bench-qa clean
+.PHONY: run test setup setup-test browser lint index eval-report bench bench-beir bench-qa clean
 
-$(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
+PIP := $(BIN)/pip
+# Quiet installs (modules are compiled when first imported, not all at install). Two messages are dropped
+# at their source: setuptools' "Editable installation" banner, and pip's warning for each package that a
+# find-links/index folder configured on the machine does not hold.
+PIP_INSTALL = set -o pipefail; PYTHONWARNINGS="ignore:Editable installation" \
+	$(PIP) install -q --no-compile --no-build-isolation $(1) 2>&1 | { grep -v "is neither a file nor a directory" || true; }
 
-setup: $(BIN)/.installed
+# Serving needs the library and the [serve] extra; the test tools come with `make test` only.
+$(BIN)/python:
+	@echo "[setup 1/3] creating the virtual environment $(VENV)"
+	@$(PY) -m venv $(VENV)
+
+$(BIN)/.serve-installed: pyproject.toml | $(BIN)/python
+	@echo "[setup 2/3] installing pip, setuptools and torch (CPU; used once, to export the embedding model to ONNX)"
+	@$(call PIP_INSTALL,--upgrade pip 'setuptools>=68')
+	@$(call PIP_INSTALL,torch==2.13.0)
+	@echo "[setup 3/3] installing the assistant and what serving needs"
+	@$(call PIP_INSTALL,-e '.[serve]')
+	@touch $@
+
+$(BIN)/.test-installed: pyproject.toml $(BIN)/.serve-installed
+	@echo "[setup] installing the test tools"
+	@$(call PIP_INSTALL,-e '.[test]')
+	@touch $@
+
+setup: $(BIN)/.serve-installed
+
+setup-test: $(BIN)/.test-installed
 
 # Serving only reads the index: `make index` adds and updates corpus/ in it first (documents ingested
 # from elsewhere stay). Exit status 1 means some files failed (listed) while the rest was indexed.
@@ -35,14 +55,14 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 		else echo "chromium missing: install Debian's chromium package for the browser test"; fi; fi
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check .
 
-test: setup browser lint index
+test: setup-test browser lint index
 	$(BIN)/python -m pytest
 	$(BIN)/rag eval
 
-eval-report: setup
+eval-report: setup-test
 	$(BIN)/rag eval --report eval/reports
 	$(BIN)/rag eval --set eval/holdout.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout
 	$(BIN)/rag eval --set eval/holdout2.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout2
@@ -51,16 +71,17 @@ eval-report: setup
 			--thresholds eval/holdout-thresholds.toml --report eval/reports/news2024-$$part || exit 1; done; fi
 
 # QA benchmarks over corpora nobody here wrote (data in RAG_BENCH_DIR, default ../shared/benchmarks).
-bench-qa: setup
+bench-qa: setup-test
 	$(BIN)/rag eval-qa --bench squad --part measure --report eval/reports/squad-measure
 	$(BIN)/rag eval-qa --bench news-quiz --part measure --report eval/reports/news-quiz-measure
 
-bench: setup
+bench: setup-test
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/beir.py
 	$(BIN)/python bench/answer.py
 	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/startup.py
 	$(MAKE) bench-qa
 
 clean:

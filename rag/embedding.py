@@ -1,16 +1,24 @@
-"""Sentence embeddings: one shared model per process, an on-disk cache by (model, text) and a query LRU."""
+"""Sentence embeddings: one shared model per process (ONNX Runtime, or torch on request), an on-disk cache
+by (model, text) and a query LRU."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import importlib.util
+import json
 import logging
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
+ONNX_EXPORT_VERSION = 3  # bump when the export folder's contents change: models are exported again
+SPEC_FILE = "embedder.json"  # written last into an export folder: its presence marks a complete export
+OPTIMIZED_MODEL = "model.optimized.onnx"
 
 
 def model_id(name: str) -> str:
@@ -39,13 +50,202 @@ def _model_source(name: str) -> str:
     return name
 
 
-def _onnx_available() -> bool:
+def _installed(module: str) -> bool:
+    """Whether a module can be imported, without importing it (importing optimum alone takes seconds)."""
     try:
-        import onnxruntime  # noqa: F401
-        import optimum.onnxruntime  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
         return False
-    return True
+
+
+def onnx_folder(source: str, cache_dir: Path) -> Path:
+    """Where a model's ONNX export lives in the cache: one folder per model source and weights."""
+    path = Path(source)
+    ident = source
+    if path.is_dir():
+        weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+        ident = str(path.resolve()) + "".join(f"|{w.name}:{w.stat().st_size}" for w in weights)
+    try:  # the optimized graph is specific to the ONNX Runtime version that wrote it
+        runtime = version("onnxruntime")
+    except PackageNotFoundError:
+        runtime = "none"
+    slug = hashlib.sha256(f"{ONNX_EXPORT_VERSION}|{runtime}|{ident}".encode()).hexdigest()[:12]
+    return cache_dir / "onnx" / f"{path.name}-{slug}"
+
+
+def ensure_onnx(source: str, cache_dir: Path) -> Path:
+    """The ONNX export of a model, made once (in a child process, the only place torch is imported)."""
+    target = onnx_folder(source, cache_dir)
+    if (target / SPEC_FILE).is_file():
+        return target
+    if not (_installed("torch") and _installed("optimum.exporters.onnx")):
+        raise RagError(f"the embedding model has no ONNX export in {target.parent} yet, and exporting it needs "
+                       "torch and optimum-onnx: run `make setup`, or use --backend torch")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting the same model
+        if (target / SPEC_FILE).is_file():
+            return target
+        log.info("exporting the embedding model to ONNX into %s (once; about 15-30 s)", target)
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        done = subprocess.run([sys.executable, "-m", "rag.embedding", "export", source, str(tmp)], check=False)
+        if done.returncode != 0 or not (tmp / SPEC_FILE).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RagError(f"exporting the embedding model {source!r} to ONNX failed (exit {done.returncode}); "
+                           "see the messages above, or use --backend torch")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        _remove_stale_exports(target, source)
+    return target
+
+
+def _remove_stale_exports(target: Path, source: str) -> None:
+    """Drop exports this code never loads again: the same model's by older formats or ONNX Runtime
+    versions, and folders with no spec (older layouts, interrupted exports)."""
+    for old in target.parent.iterdir():
+        if old == target or not old.is_dir() or ".tmp" in old.name:
+            continue
+        try:
+            stale = json.loads((old / SPEC_FILE).read_text()).get("source") == source
+        except (OSError, ValueError):
+            stale = True
+        if stale:
+            shutil.rmtree(old, ignore_errors=True)
+            old.with_name(old.name + ".lock").unlink(missing_ok=True)
+
+
+class _DropRecords(logging.Filter):
+    """Drops one library log message that says nothing actionable (the rest of that logger still shows)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def _model_spec(folder: Path) -> dict[str, Any]:
+    """Sequence length and pooling of a sentence-transformers folder (plain HF models: mean pooling)."""
+    def read(name: str) -> dict[str, Any]:
+        path = folder / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    pool_dir = "1_Pooling"
+    for module in read("modules.json") or []:
+        if str(module.get("type", "")).endswith("Pooling"):
+            pool_dir = module.get("path") or pool_dir
+    pool = read(f"{pool_dir}/config.json")
+    mode = pool.get("pooling_mode") or ("cls" if pool.get("pooling_mode_cls_token") else
+                                        "max" if pool.get("pooling_mode_max_tokens") else "mean")
+    if mode not in ("mean", "cls"):
+        raise RagError(f"{folder}: pooling {mode!r} is not supported on the ONNX backend; use --backend torch")
+    config = read("config.json")
+    limit = read("sentence_bert_config.json").get("max_seq_length") or min(
+        int(read("tokenizer_config.json").get("model_max_length") or 512),
+        int(config.get("max_position_embeddings") or 512), 512)
+    return {"max_seq_length": int(limit), "pooling": mode, "dim": int(config["hidden_size"])}
+
+
+def export_onnx(source: str, out: Path) -> None:
+    """Export a model's transformer to ONNX with optimum, beside its tokenizer and a spec of its pooling."""
+    import warnings
+
+    import torch
+    from optimum.exporters.onnx import main_export
+
+    # Known, harmless messages of the export, silenced one by one.
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    logging.getLogger("transformers.configuration_utils").addFilter(_DropRecords("`torch_dtype` is deprecated"))
+    logging.getLogger("optimum.exporters.onnx.base").addFilter(_DropRecords("Weight deduplication check"))
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(source, local_files_only=True))
+    spec = _model_spec(folder)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    main_export(str(folder), output=out, task="feature-extraction", library_name="transformers",
+                do_validation=False, device="cpu")
+    _save_optimized(out / "model.onnx", out / OPTIMIZED_MODEL)
+    (out / "model.onnx").unlink()
+    (out / SPEC_FILE).write_text(json.dumps({**spec, "source": source, "version": ONNX_EXPORT_VERSION}))
+
+
+def _save_optimized(model: Path, out: Path) -> None:
+    """Save the graph as ONNX Runtime optimizes it (fused attention, GELU, layer norms), so each process
+    that loads it skips that work (~0.2 s); "extended" is the highest level that stays portable."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEncoder:
+    """A model's ONNX export run with ONNX Runtime and `tokenizers`, pooled and normalized in numpy."""
+
+    def __init__(self, folder: Path, threads: int, batch_size: int) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        spec = json.loads((folder / SPEC_FILE).read_text())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(folder / OPTIMIZED_MODEL), options,
+                                             providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(spec["max_seq_length"])
+        self.pooling = spec["pooling"]
+        self.dim = int(spec["dim"])
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalized embeddings of texts, batched by length so little padding is computed."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for b in range(0, len(order), self.batch_size):
+            rows = order[b : b + self.batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            feeds = {name: np.zeros((len(rows), width), dtype=np.int64)
+                     for name in ("input_ids", "attention_mask", "token_type_ids")}
+            for j, i in enumerate(rows):
+                enc = encodings[i]
+                feeds["input_ids"][j, : len(enc.ids)] = enc.ids
+                feeds["attention_mask"][j, : len(enc.ids)] = enc.attention_mask
+                feeds["token_type_ids"][j, : len(enc.ids)] = enc.type_ids
+            hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = feeds["attention_mask"][..., None].astype(np.float32)
+                pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            out[rows] = pooled
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class TorchEncoder:
+    """The model on sentence-transformers and torch: the reference the ONNX path is checked against."""
+
+    def __init__(self, source: str, threads: int, batch_size: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self._model = SentenceTransformer(source, device="cpu")
+        self.dim = int(self._model.get_embedding_dimension())
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
 
 
 class EmbeddingCache:
@@ -77,15 +277,15 @@ class EmbeddingCache:
 
 
 class Embedder:
-    """Normalized float32 embeddings from a sentence-transformers model on the ONNX or torch backend."""
+    """Normalized float32 embeddings on ONNX Runtime (no torch import) or sentence-transformers (torch)."""
 
     def __init__(self, settings: Settings) -> None:
         self.model_name = model_id(settings.model)
         self.backend = self._pick_backend(settings.backend)
         self.batch_size = settings.batch_size
-        self._model = self._load(settings)
-        self.dim = int(self._model.get_embedding_dimension())
-        self._encode_lock = threading.Lock()  # HF fast tokenizers are not safe across threads
+        self._encoder = self._load(settings)
+        self.dim = self._encoder.dim
+        self._encode_lock = threading.Lock()  # tokenizers and sessions are called one batch at a time
         self._cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_max = settings.query_cache_size
@@ -93,49 +293,28 @@ class Embedder:
 
     @staticmethod
     def _pick_backend(wanted: str) -> str:
+        onnx_ready = _installed("onnxruntime") and _installed("tokenizers")
         if wanted == "auto":
-            return "onnx" if _onnx_available() else "torch"
-        if wanted == "onnx" and not _onnx_available():
-            raise RagError("backend 'onnx' needs onnxruntime and optimum-onnx; install them or use --backend torch")
+            return "onnx" if onnx_ready else "torch"
+        if wanted == "onnx" and not onnx_ready:
+            raise RagError("backend 'onnx' needs onnxruntime and tokenizers; install them or use --backend torch")
         if wanted not in ("onnx", "torch"):
             raise RagError(f"unknown backend {wanted!r}: use auto, onnx or torch")
         return wanted
 
-    def _load(self, settings: Settings):  # -> SentenceTransformer
-        from sentence_transformers import SentenceTransformer
-
+    def _load(self, settings: Settings) -> OnnxEncoder | TorchEncoder:
         source = _model_source(settings.model)
         try:
             if self.backend == "torch":
-                import torch
-
-                torch.set_num_threads(settings.threads)
-                return SentenceTransformer(source, device="cpu")
-            return self._load_onnx(SentenceTransformer, source, settings)
+                return TorchEncoder(source, settings.threads, settings.batch_size)
+            folder = ensure_onnx(source, settings.cache_dir)
+            try:
+                return OnnxEncoder(folder, settings.threads, settings.batch_size)
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                raise RagError(f"the ONNX export in {folder} cannot be loaded ({exc}); delete that folder to "
+                               "export it again") from exc
         except (OSError, ValueError) as exc:
             raise RagError(f"cannot load embedding model {settings.model!r}: {exc}") from exc
-
-    def _load_onnx(self, factory: Callable, source: str, settings: Settings):
-        """Load the ONNX export, exporting once into the cache from a writable copy of a local model."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.threads
-        options.inter_op_num_threads = 1
-        kwargs = {"session_options": options, "provider": "CPUExecutionProvider"}
-        if not Path(source).is_dir():  # a hub name: sentence-transformers finds or exports it itself
-            return factory(source, backend="onnx", device="cpu", model_kwargs=kwargs)
-        slug = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:12]
-        target = settings.cache_dir / "onnx" / f"{Path(source).name}-{slug}"
-        if not (target / "onnx" / "model.onnx").exists():
-            log.info("exporting %s to ONNX (once) in %s", self.model_name, target)
-            tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(source, tmp)
-            factory(str(tmp), backend="onnx", device="cpu", model_kwargs=kwargs).save_pretrained(str(tmp))
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
-        return factory(str(target), backend="onnx", device="cpu", model_kwargs=kwargs)
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(f"{self.model_name}\0{text}".encode()).digest()
@@ -145,9 +324,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._encode_lock:
-            vecs = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                      convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32)
+            return self._encoder.encode(texts)
 
     def embed(self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embeddings for texts, from the disk cache where present; new ones are encoded and stored."""
@@ -205,3 +382,16 @@ def get_embedder(settings: Settings) -> Embedder:
         if key not in _shared:
             _shared[key] = Embedder(settings)
         return _shared[key]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m rag.embedding export SOURCE OUT`: the child process `ensure_onnx` runs."""
+    if len(argv) != 3 or argv[0] != "export":
+        print("usage: python -m rag.embedding export SOURCE OUT", file=sys.stderr)
+        return 2
+    export_onnx(argv[1], Path(argv[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -2,7 +2,8 @@
 
 A document's text is the decoded original (for HTML and PDF: the extracted text); it is never edited, so
 every later offset points into it. Metadata comes from a `X.meta.json` sidecar beside `X.ext` when there
-is one, else from the file (HTML/PDF metadata), else from general rules applied to the top of the text.
+is one, else from what the file states (HTML meta tags and JSON-LD, PDF info, bylines: rag/metadata.py), else
+from general rules applied to the top of the text.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rag import metadata
 from rag.clean import DATE_PATTERN, classify_lines, is_substantial, word_count
 from rag.errors import ReadError
 from rag.types import DocMeta, Document
@@ -28,7 +30,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 SUPPORTED = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".jsonl")
 SIDECAR_SUFFIX = ".meta.json"
-SIDECAR_FIELDS = frozenset(("title", "publisher", "published", "languages", "source_file", "url"))
+SIDECAR_FIELDS = frozenset(("title", "author", "publisher", "published", "languages", "source_file", "url"))
 BINARY_CONTROL_SHARE = 0.10  # text with more control characters than this is taken for binary data
 FOLDER_SEPARATOR = "__"  # stands for "/" in the ids of documents in subfolders, so ids fit in one URL segment
 GENERIC_HEADINGS = frozenset(
@@ -201,8 +203,9 @@ def infer_meta(text: str, source_file: str | None = None) -> DocMeta:
     for v in top:
         if word_count(v.text) <= 12 and (published := parse_date(v.text)):
             break
-    return DocMeta(title=title, publisher=infer_publisher(text), published=published,
+    meta = DocMeta(title=title, publisher=infer_publisher(text), published=published,
                    languages=detect_languages(text), source_file=source_file)
+    return metadata.apply(meta, metadata.from_byline(text, title))
 
 
 def infer_publisher(text: str) -> str | None:
@@ -245,7 +248,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if unknown:
         log.warning("%s: ignoring unknown sidecar fields %s", path, sorted(unknown))
     fields = {k: v for k, v in data.items() if k in SIDECAR_FIELDS}
-    for key in ("title", "publisher", "published", "source_file", "url"):
+    for key in ("title", "author", "publisher", "published", "source_file", "url"):
         if fields.get(key) is not None and not isinstance(fields[key], str):
             raise ReadError(f"{path}: field {key!r} must be a string or null")
     if fields.get("title") is not None and not fields["title"].strip():
@@ -288,18 +291,7 @@ def read_html(path: Path, notes: list[str]) -> tuple[str, DocMeta]:
         notes.append(f"{path}: no main content found, used the page's full text")
     if not text.strip():
         raise ReadError(f"{path}: no text found in the HTML")
-    meta = infer_meta(text, path.name)
-    page = trafilatura.extract_metadata(html)
-    if page is not None:
-        published = None
-        if page.date:
-            try:
-                published = dt.date.fromisoformat(str(page.date)[:10]).isoformat()
-            except ValueError:
-                published = None
-        meta = replace(meta, title=(page.title or meta.title).strip(), publisher=page.sitename or meta.publisher,
-                       published=published or meta.published, url=page.url or meta.url)
-    return text, meta
+    return text, metadata.apply(infer_meta(text, path.name), metadata.from_html(html))
 
 
 def read_pdf(path: Path) -> tuple[str, DocMeta]:

@@ -17,6 +17,7 @@ class DocMeta:
     languages: tuple[str, ...] = ()
     source_file: str | None = None
     url: str | None = None
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
