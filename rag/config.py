@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     max_top_k: int = 50
     public_url: str | None = None
+    feedback_db: Path | None = None  # the page's thumbs up/down; None: feedback.sqlite3 in index_dir
 
     # Slack
     slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
