@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.runtime import ApiError, ServiceState
 from api.schemas import ERROR_RESPONSES, ErrorOut
@@ -45,6 +45,22 @@ def _encodable(value: str) -> str:
     return value
 
 
+class RatedAnswer(BaseModel):
+    """The answer object as `/ask` returned it (kept whole: citations, figures, confidence...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    answer: Annotated[str, Field(max_length=100_000, description="the answer's text")]
+
+    @model_validator(mode="after")
+    def _storable(self) -> RatedAnswer:
+        try:
+            json.dumps(self.model_dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise ValueError("must be plain JSON text (no NaN, no lone surrogates)") from exc
+        return self
+
+
 class FeedbackIn(BaseModel):
     """`POST /feedback` body: a rating of one answer, with the question and the answer it rates."""
 
@@ -54,21 +70,13 @@ class FeedbackIn(BaseModel):
                              description="the page's id for this answer; voting again replaces the vote")]
     rating: Literal["up", "down"]
     question: Annotated[str, Field(min_length=1, max_length=20_000)]
-    answer: dict[str, Any] = Field(description="the answer object as /ask returned it")
+    answer: RatedAnswer
     comment: Annotated[str, Field(max_length=2000)] | None = None
 
     @field_validator("question", "comment")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _encodable(value)
-
-    @field_validator("answer")
-    @classmethod
-    def _answer(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("answer"), str):
-            raise ValueError("must be the /ask answer object (with its `answer` text)")
-        _encodable(json.dumps(value, ensure_ascii=False, allow_nan=False))
-        return value
 
 
 class FeedbackOut(BaseModel):
@@ -100,8 +108,8 @@ class FeedbackStore:
 
     def put(self, item: FeedbackIn) -> None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        row = (item.id, 1 if item.rating == "up" else -1, item.question, item.answer["answer"],
-               json.dumps(item.answer, ensure_ascii=False, allow_nan=False), item.comment, now, now)
+        row = (item.id, 1 if item.rating == "up" else -1, item.question, item.answer.answer,
+               json.dumps(item.answer.model_dump(), ensure_ascii=False), item.comment, now, now)
         with self._lock:
             db = self._connect()
             try:
