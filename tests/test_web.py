@@ -78,6 +78,12 @@ def web_assistant(make_assistant: Callable[[Path], Assistant], web_corpus: Path)
 
 
 @pytest.fixture(scope="module")
+def answered(web_assistant: Assistant) -> list[str]:
+    """Four seed questions the assistant answers with citations (asked once: each search asks them all)."""
+    return answered_questions(web_assistant, 4)
+
+
+@pytest.fixture(scope="module")
 def web_url(web_assistant: Assistant) -> Iterator[str]:
     with running_server(create_app(web_assistant, web_assistant.settings)) as url:
         yield url
@@ -320,10 +326,10 @@ def test_conflict_values_side_by_side(page: Any, web_url: str) -> None:
     open_citation(page, card, by_n[values[1]["citation"]])
 
 
-def test_confidence_shown_when_present(page: Any, web_url: str, web_assistant: Assistant) -> None:
+def test_confidence_shown_when_present(page: Any, web_url: str, answered: list[str]) -> None:
     """The page shows `confidence` when the answer carries it: from the API when the composer sends it,
     and always on a real answer given one (rendered by the page's own code)."""
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     expected = api_answer(web_url, question)
     card = ask_on_page(page, question)
     if isinstance(expected.get("confidence"), (int, float)):
@@ -344,11 +350,11 @@ def test_confidence_shown_when_present(page: Any, web_url: str, web_assistant: A
     shoot(page, "confidence")
 
 
-def test_abstention_looks_different(page: Any, web_url: str, web_assistant: Assistant) -> None:
+def test_abstention_looks_different(page: Any, web_url: str, answered: list[str]) -> None:
     unanswerable = [it["question"] for it in seed_items() if not it["answerable"]]
     expected = next((a for q in unanswerable if not (a := api_answer(web_url, q))["answerable"]), None)
     assert expected is not None, "the assistant answered every unanswerable seed question"
-    answered = ask_on_page(page, answered_questions(web_assistant)[0])
+    answered_card = ask_on_page(page, answered[0])
     abstained, expected, _ = ask_and_expect(page, web_url, expected["question"])
     assert not expected["answerable"] and abstained.get_attribute("data-kind") == "abstain"
 
@@ -357,7 +363,7 @@ def test_abstention_looks_different(page: Any, web_url: str, web_assistant: Assi
             return {border: s.borderLeftStyle + ' ' + s.borderLeftColor, bg: s.backgroundColor,
                     badge: el.querySelector('.badge').textContent}; }""")
 
-    a, b = look(answered), look(abstained)
+    a, b = look(answered_card), look(abstained)
     assert a["border"] != b["border"] and a["bg"] != b["bg"] and a["badge"] != b["badge"]
     assert abstained.locator(".answer-text .marker").count() == 0
     if expected["related"]:  # nearby passages open like citations, but are listed apart
@@ -449,10 +455,10 @@ def test_sources_drawer_on_small_screen(open_page: Callable[..., Any], web_assis
 
 # --- errors, scrolling, overlay, reload --------------------------------------------------------------------------
 
-def test_http_error_says_what_happened(browser: Any, web_assistant: Assistant) -> None:
+def test_http_error_says_what_happened(browser: Any, web_assistant: Assistant, answered: list[str]) -> None:
     """A rate-limited /ask: the card names the status and the server's reason, the question stays."""
     settings = web_assistant.settings.with_overrides(rate_limit_per_minute=3)  # /sources, /examples, one /ask
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     with running_server(create_app(web_assistant, settings)) as url:
         context = browser.new_context(viewport=VIEWPORTS[WIDE], bypass_csp=True)
         page = context.new_page()
@@ -471,10 +477,11 @@ def test_http_error_says_what_happened(browser: Any, web_assistant: Assistant) -
         context.close()
 
 
-def test_network_error_and_retry_keep_the_question(browser: Any, web_assistant: Assistant) -> None:
+def test_network_error_and_retry_keep_the_question(browser: Any, web_assistant: Assistant,
+                                                    answered: list[str]) -> None:
     """The server goes away: the card says it could not be reached; once it is back, Retry answers the
     same question in place."""
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     port = free_port()
     app = create_app(web_assistant, web_assistant.settings)
     context = browser.new_context(viewport=VIEWPORTS[NARROW], bypass_csp=True)
@@ -500,9 +507,9 @@ def test_network_error_and_retry_keep_the_question(browser: Any, web_assistant: 
 
 
 @pytest.mark.parametrize("width", [WIDE, NARROW])
-def test_scrolls_to_each_new_answer(open_page: Callable[..., Any], web_assistant: Assistant, width: int) -> None:
+def test_scrolls_to_each_new_answer(open_page: Callable[..., Any], answered: list[str], width: int) -> None:
     page = open_page(width)
-    for question in answered_questions(web_assistant, 4):
+    for question in answered:
         ask_on_page(page, question)
         page.wait_for_function("() => { const c = [...document.querySelectorAll('article.answer')].pop();"
                                " const r = c.getBoundingClientRect(); return r.top >= -1 && r.top < innerHeight * 0.6; }")
@@ -511,9 +518,9 @@ def test_scrolls_to_each_new_answer(open_page: Callable[..., Any], web_assistant
 
 
 def test_source_is_an_overlay_on_small_screens(open_page: Callable[..., Any], web_url: str,
-                                               web_assistant: Assistant) -> None:
+                                               answered: list[str]) -> None:
     page = open_page(NARROW)
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     expected = api_answer(web_url, question)
     card = ask_on_page(page, question)
     open_citation(page, card, expected["citations"][0])
@@ -531,8 +538,8 @@ def test_source_is_an_overlay_on_small_screens(open_page: Callable[..., Any], we
     assert page.is_hidden("#source")
 
 
-def test_conversation_survives_a_reload(page: Any, web_url: str, web_assistant: Assistant) -> None:
-    questions = answered_questions(web_assistant, 2)
+def test_conversation_survives_a_reload(page: Any, web_url: str, answered: list[str]) -> None:
+    questions = answered[:2]
     for q in questions:
         ask_on_page(page, q)
     page.locator("article.answer").first.locator(".vote.up").click()
@@ -575,9 +582,10 @@ def test_follow_up_sends_the_earlier_turns(page: Any, web_url: str) -> None:
 
 # --- copy and feedback ---------------------------------------------------------------------------------------
 
-def test_copy_and_thumbs_are_stored(page: Any, web_url: str, web_assistant: Assistant) -> None:
+def test_copy_and_thumbs_are_stored(page: Any, web_url: str, web_assistant: Assistant,
+                                    answered: list[str]) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=web_url)
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     expected = api_answer(web_url, question)
     card = ask_on_page(page, question)
     card.locator(".copy").click()
@@ -615,8 +623,8 @@ def test_framing_in_the_question_language(page: Any, web_url: str, lang: str) ->
     words = {"zh": {"answerable": "回答", "abstain": "没有可引用的答案", "copy": "复制", "ask": "提问"},
              "ja": {"answerable": "回答", "abstain": "根拠のある回答はありません", "copy": "コピー", "ask": "質問する"}}[lang]
     items = [it for it in seed_items() if it.get("lang") == lang and not it.get("history")]
-    answered = next(a for it in items if it["answerable"] and (a := api_answer(web_url, it["question"]))["answerable"])
-    card = ask_on_page(page, answered["question"])
+    answer = next(a for it in items if it["answerable"] and (a := api_answer(web_url, it["question"]))["answerable"])
+    card = ask_on_page(page, answer["question"])
     assert card.get_attribute("lang") == lang
     assert card.locator(".badge").text_content() == words["answerable"]
     assert card.locator(".copy").text_content() == words["copy"]
@@ -656,11 +664,11 @@ def test_html_in_sources_is_shown_as_text(page: Any, web_url: str) -> None:
     shoot(page, "escaped-source")
 
 
-def test_api_key_is_asked_for_and_kept(browser: Any, web_assistant: Assistant) -> None:
+def test_api_key_is_asked_for_and_kept(browser: Any, web_assistant: Assistant, answered: list[str]) -> None:
     """With RAG_API_KEY set the page still loads; its first call fails with 401, shows the key field,
     and once the key is saved (localStorage) questions are answered."""
     settings = web_assistant.settings.with_overrides(api_key="page-key")
-    question = answered_questions(web_assistant)[0]
+    question = answered[0]
     with running_server(create_app(web_assistant, settings)) as url:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
@@ -681,9 +689,9 @@ def test_api_key_is_asked_for_and_kept(browser: Any, web_assistant: Assistant) -
         context.close()
 
 
-def test_source_link_opens_the_span(open_page: Callable[..., Any], web_url: str, web_assistant: Assistant) -> None:
+def test_source_link_opens_the_span(open_page: Callable[..., Any], web_url: str, answered: list[str]) -> None:
     """The link form Slack replies carry (`/?doc=ID&start=S&end=E`) opens that source, span highlighted."""
-    citation = api_answer(web_url, answered_questions(web_assistant)[0])["citations"][0]
+    citation = api_answer(web_url, answered[0])["citations"][0]
     page = open_page(url=f"{web_url}/?doc={citation['doc_id']}&start={citation['start']}&end={citation['end']}")
     page.wait_for_function("document.querySelector('#highlight') !== null")
     assert page.text_content("#highlight") == citation["quote"]
