@@ -4,15 +4,18 @@ each kept only when the assistant answers it from the document it was written fr
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.runtime import ServiceState
+from api.schemas import ErrorOut
 from rag.annotate import Parsed, Token
 from rag.figures import Quantity, extract_figures, figures_equal
 from rag.types import Answer, Document
@@ -27,6 +30,9 @@ _PRONOUNS = frozenset("i you he she it we they this that these those who which".
 _TAIL_DEPS = frozenset(("prep", "advmod", "npadvmod", "dative", "prt", "agent"))
 _SKIP_PREPS = frozenset(("according", "despite", "because", "as", "like", "with", "including"))
 _BREAKS = frozenset(",;:()[]—–")
+# Verbs that move money: their questions read naturally ("How much did X invest in Y?"), so they go first.
+_MONEY_VERBS = frozenset("allocate assign award borrow commit cost earmark fund give grant invest lend pay "
+                         "pledge provide raise receive set spend win".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ def _tail(p: Parsed, verb: Token, after: int) -> list[str]:
     for c in sorted(_children(p, verb.i), key=lambda t: t.i):
         if c.i <= after:
             continue
-        if c.dep == "punct" or c.dep not in _TAIL_DEPS or c.lemma in _SKIP_PREPS:
+        if c.dep not in _TAIL_DEPS or c.text.lower() in _SKIP_PREPS:
             break
         out.append(_phrase(p, c.i))
     return out
@@ -126,11 +132,11 @@ def _passive(p: Parsed, head: Token, q: Quantity) -> str | None:
     """"about 1.5 trillion yen was allocated for X" -> "How much was allocated for X?"."""
     verb = p.tokens[head.head]
     aux = _aux(p, verb)
-    context = [*_figure_modifiers(p, head, q), *_tail(p, verb, verb.i), *_fronted(p, verb, _subtree(p, head.i)[0])]
-    if not aux or not context:  # "How much will be needed?" says too little
+    mods, tail = _figure_modifiers(p, head, q), _tail(p, verb, verb.i)
+    fronted = _fronted(p, verb, _subtree(p, head.i)[0])
+    if not aux or not (mods or tail or fronted):  # "How much will be needed?" says too little
         return None
-    return _finish(["How much", *_figure_modifiers(p, head, q), _text(p, aux[0].i, verb.i + 1),
-                    *_tail(p, verb, verb.i), *_fronted(p, verb, _subtree(p, head.i)[0])])
+    return _finish(["How much", *mods, _text(p, aux[0].i, verb.i + 1), *tail, *fronted])
 
 
 def _active(p: Parsed, head: Token, q: Quantity) -> str | None:
@@ -159,8 +165,9 @@ def _active(p: Parsed, head: Token, q: Quantity) -> str | None:
     return _finish(["How much", *lead, between, *context])
 
 
-def money_questions(p: Parsed) -> Iterator[tuple[str, Quantity]]:
-    """Questions asking for each sum the sentence states as a verb's subject or object."""
+def money_questions(p: Parsed) -> Iterator[tuple[str, Quantity, bool]]:
+    """Questions asking for each sum the sentence states as a verb's subject or object, each with whether
+    that verb is one that moves money."""
     for q in extract_figures(p.text):
         if q.kind != "money":
             continue
@@ -173,7 +180,7 @@ def money_questions(p: Parsed) -> Iterator[tuple[str, Quantity]]:
         elif head.dep == "dobj":
             question = _active(p, head, q)
         if question:
-            yield question, q
+            yield question, q, p.tokens[head.head].lemma in _MONEY_VERBS
 
 
 def _answers_from(answer: Answer, doc_id: str, figure: Quantity | None) -> bool:
@@ -193,20 +200,24 @@ def _date_question(doc: Document) -> str | None:
 
 
 def _lead_parses(assistant: Any, docs: list[Document]) -> dict[str, list[Parsed]]:
-    """The first sentences of each document, as parsed at ingest."""
+    """The first sentences of each document, as parsed at ingest (once each: chunks overlap)."""
     wanted = {d.doc_id for d in docs}
     out: dict[str, list[Parsed]] = {}
+    seen: set[tuple[str, int]] = set()
     store = assistant.store
     for chunk in store.chunks:
-        have = out.setdefault(chunk.doc_id, []) if chunk.doc_id in wanted else None
-        if have is None or len(have) >= SENTENCES_PER_DOC:
+        if chunk.doc_id not in wanted or len(out.get(chunk.doc_id, ())) >= SENTENCES_PER_DOC:
             continue
-        have.extend((store.sentence_parses(chunk) or [])[:SENTENCES_PER_DOC - len(have)])
-    return out
+        for span, parsed in zip(chunk.sentences, store.sentence_parses(chunk) or [], strict=False):
+            if (chunk.doc_id, span.start) not in seen:
+                seen.add((chunk.doc_id, span.start))
+                out.setdefault(chunk.doc_id, []).append(parsed)
+    return {doc_id: parses[:SENTENCES_PER_DOC] for doc_id, parses in out.items()}
 
 
 def example_questions(assistant: Any, limit: int = 4) -> list[Example]:
-    """Up to `limit` questions, one per document, newest documents first: sums before publication dates."""
+    """Up to `limit` questions, one per document, newest documents first: sums that money verbs move, then
+    publication dates, then other sums."""
     docs = sorted(assistant.documents.values(), key=lambda d: d.meta.published or "", reverse=True)[:MAX_DOCS]
     leads = _lead_parses(assistant, docs)
     found: dict[str, Example] = {}
@@ -220,16 +231,19 @@ def example_questions(assistant: Any, limit: int = 4) -> list[Example]:
             return True
         return False
 
-    for doc in docs:
-        for question, figure in (c for p in leads.get(doc.doc_id, []) for c in money_questions(p)):
-            if len(found) >= limit or tries >= MAX_TRIES or attempt(doc, question, figure):
-                break
-    for doc in docs:
-        question = _date_question(doc)
-        if len(found) >= limit or tries >= MAX_TRIES:
-            break
-        if question and doc.doc_id not in found:
-            attempt(doc, question, None)
+    candidates = {d.doc_id: [c for p in leads.get(d.doc_id, []) for c in money_questions(p)] for d in docs}
+    passes: list[Callable[[Document], list[tuple[str, Quantity | None]]]] = [
+        lambda d: [(q, f) for q, f, moves in candidates[d.doc_id] if moves],  # "How much did X invest ...?"
+        lambda d: [(q, None) for q in [_date_question(d)] if q],  # "When was "<title>" published?"
+        lambda d: [(q, f) for q, f, moves in candidates[d.doc_id] if not moves],
+    ]
+    for options in passes:
+        for doc in docs:
+            if doc.doc_id in found:
+                continue
+            for question, figure in options(doc):
+                if len(found) >= limit or tries >= MAX_TRIES or attempt(doc, question, figure):
+                    break
     order = {d.doc_id: i for i, d in enumerate(docs)}
     return sorted(found.values(), key=lambda e: order[e.doc_id])
 
@@ -244,26 +258,29 @@ class ExamplesOut(BaseModel):
     examples: list[ExampleOut]
 
 
-def build_examples_router(state: ServiceState) -> APIRouter:
-    """`GET /examples`: computed once per loaded index, off the event loop."""
-    router = APIRouter()
-    lock = threading.Lock()
-    cache: dict[str, list[Example]] = {}
+async def on_assistant(state: ServiceState, func: Callable[..., Any], *args: Any) -> Any:
+    """`func(assistant, *args)` wherever the Assistant lives: through the service's backend when it runs
+    work for handlers (in this process or in an answering process), else in a worker thread here."""
+    target = state.require()
+    run = getattr(target, "run", None)
+    if callable(run):
+        return await run(func, *args)
+    return await anyio.to_thread.run_sync(partial(func, target, *args))
 
-    def compute() -> list[Example]:
-        assistant = state.require()
-        key = str(assistant.info().get("built_at"))
-        with lock:
-            if key not in cache:
-                cache.clear()
-                cache[key] = example_questions(assistant)
-            return cache[key]
+
+def build_examples_router(state: ServiceState) -> APIRouter:
+    """`GET /examples`: computed once, on first request (the index does not change under a server)."""
+    router = APIRouter()
+    lock = asyncio.Lock()
+    cache: list[list[dict[str, str]]] = []
 
     @router.get("/examples", response_model=ExamplesOut, tags=["sources"],
+                responses={503: {"model": ErrorOut, "description": "still loading"}},
                 summary="Example questions the indexed documents answer, for the chat page's welcome")
     async def examples() -> Any:
-        import anyio.to_thread
-
-        return {"examples": [asdict(e) for e in await anyio.to_thread.run_sync(compute)]}
+        async with lock:
+            if not cache:
+                cache.append([asdict(e) for e in await on_assistant(state, example_questions)])
+        return {"examples": cache[0]}
 
     return router

@@ -47,7 +47,7 @@ def annotator(settings: Settings) -> Annotator:
      "How much did Acme Corp raise from investors last week?"),
 ])
 def test_money_questions_from_a_parse(annotator: Annotator, sentence: str, expected: str) -> None:
-    assert [q for q, _ in money_questions(annotator.parse(sentence))] == [expected]
+    assert [q for q, _, _ in money_questions(annotator.parse(sentence))] == [expected]
 
 
 @pytest.mark.parametrize("sentence", [
