@@ -199,7 +199,7 @@ def _date_question(doc: Document) -> str | None:
     return f"When was “{title}” published?"
 
 
-def _lead_parses(assistant: Any, docs: list[Document]) -> dict[str, list[Parsed]]:
+def lead_parses(assistant: Any, docs: list[Document]) -> dict[str, list[Parsed]]:
     """The first sentences of each document, as parsed at ingest (once each: chunks overlap)."""
     wanted = {d.doc_id for d in docs}
     out: dict[str, list[Parsed]] = {}
@@ -219,7 +219,7 @@ def example_questions(assistant: Any, limit: int = 4) -> list[Example]:
     """Up to `limit` questions, one per document, newest documents first: sums that money verbs move, then
     publication dates, then other sums."""
     docs = sorted(assistant.documents.values(), key=lambda d: d.meta.published or "", reverse=True)[:MAX_DOCS]
-    leads = _lead_parses(assistant, docs)
+    leads = lead_parses(assistant, docs)
     found: dict[str, Example] = {}
     tries = 0
 

@@ -29,7 +29,8 @@ const STRINGS = {
     accordingTo: "According to the source:", conflictLead: "The sources give different figures, newest first:",
     abstainText: "The sources don't say: none of the indexed articles states this.",
     related: "Closest passages (they do not answer the question):", open: "Open",
-    confidence: "Confidence", confidenceHelp: "How well the quoted sentence matches the question",
+    confidence: "Confidence", confidenceHelp: "Calibrated probability that this answer is right",
+    confidenceAbstainHelp: "Calibrated probability that the articles indeed do not state this",
     high: "high", medium: "medium", low: "low",
     copy: "Copy", copied: "Copied", copyFailed: "Could not copy",
     helpful: "Helpful", notHelpful: "Not helpful", thanks: "Thanks, saved", voteFailed: (m) => `Not saved: ${m}`,
@@ -59,7 +60,8 @@ const STRINGS = {
     accordingTo: "据来源：", conflictLead: "各来源给出的数字不同（最新的在前）：",
     abstainText: "来源中没有答案：已索引的文章都没有提到这一点。",
     related: "最接近的段落（并不回答这个问题）：", open: "打开",
-    confidence: "置信度", confidenceHelp: "引用的句子与问题的吻合程度", high: "高", medium: "中", low: "低",
+    confidence: "置信度", confidenceHelp: "经过校准的、这个回答正确的概率",
+    confidenceAbstainHelp: "经过校准的、文章确实没有提到这一点的概率", high: "高", medium: "中", low: "低",
     copy: "复制", copied: "已复制", copyFailed: "无法复制",
     helpful: "有帮助", notHelpful: "没有帮助", thanks: "谢谢，已保存", voteFailed: (m) => `未保存：${m}`,
     retry: "重试", searching: "正在检索来源…",
@@ -88,7 +90,8 @@ const STRINGS = {
     accordingTo: "出典によると：", conflictLead: "情報源によって数字が異なります（新しい順）：",
     abstainText: "情報源には書かれていません：索引済みの記事のどれにも記載がありません。",
     related: "最も近い箇所（質問の答えではありません）：", open: "開く",
-    confidence: "信頼度", confidenceHelp: "引用した文が質問にどれだけ合っているか", high: "高", medium: "中", low: "低",
+    confidence: "信頼度", confidenceHelp: "この回答が正しい確率（較正済み）",
+    confidenceAbstainHelp: "記事に本当に書かれていない確率（較正済み）", high: "高", medium: "中", low: "低",
     copy: "コピー", copied: "コピーしました", copyFailed: "コピーできませんでした",
     helpful: "役に立った", notHelpful: "役に立たなかった", thanks: "ありがとうございます。保存しました",
     voteFailed: (m) => `保存できませんでした：${m}`,
@@ -414,7 +417,7 @@ function markerButton(citation, highlights = []) {
 // Non-overlapping [start, end) ranges of `needles` in `text`, first occurrence of each, in text order.
 function findRanges(text, needles) {
   const ranges = [];
-  for (const needle of needles) {
+  for (const needle of [...needles].sort((a, b) => b.length - a.length)) { // "about 5 yen" over "5 yen"
     if (!needle) continue;
     let from = 0;
     while (from <= text.length) {
@@ -470,7 +473,7 @@ function sourceLine(c, lang) {
     el("span", { class: "cite-meta", text: [c.publisher || t(lang, "publisherUnknown"), c.published || t(lang, "dateUnknown")].join(" · ") }));
 }
 
-function confidenceNode(value, lang) {
+function confidenceNode(value, lang, kind) {
   if (typeof value !== "number" || !Number.isFinite(value)) return null;
   const clamped = Math.min(1, Math.max(0, value));
   const level = clamped >= 0.75 ? "high" : clamped >= 0.45 ? "medium" : "low";
@@ -478,7 +481,7 @@ function confidenceNode(value, lang) {
   const bar = el("span", { class: "confidence-bar" }, el("span", { class: "confidence-fill" }));
   bar.firstChild.style.width = `${percent}%`;
   return el("span", { class: `confidence ${level}`, "data-level": level, "data-value": String(clamped),
-                      title: t(lang, "confidenceHelp") },
+                      title: t(lang, kind === "abstain" ? "confidenceAbstainHelp" : "confidenceHelp") },
     `${t(lang, "confidence")} ${percent}% (${t(lang, level)})`, bar);
 }
 
@@ -565,7 +568,7 @@ function renderAnswer(entry) {
   const card = el("article", { class: `message answer ${kind}`, "data-kind": kind, "data-entry": entry.id, lang });
 
   const head = el("header", { class: "answer-head" }, el("span", { class: "badge", text: t(lang, kind) }),
-    confidenceNode(answer.confidence, lang));
+    confidenceNode(answer.confidence, lang, kind));
   if (entry.filters) head.append(el("span", { class: "filter-note", text: `${t(lang, "filterNote")}: ${describeFilters(entry.filters, lang)}` }));
   if (answer.timings_ms && answer.timings_ms.total !== undefined) {
     head.append(el("span", { class: "timing", text: `${Math.round(answer.timings_ms.total)} ms` }));
