@@ -305,6 +305,20 @@ def test_quote_once_figure_marked_note_marks_plain(page: Any, web_url: str) -> N
     shoot(page, "answer-source-open")
 
 
+@pytest.mark.parametrize("text, needles, marked", [
+    ("Rapidus, established in 2022, makes 2nm chips [2][3].", ["2"], []),  # not inside a year or a note mark
+    ("It cost 1.5 trillion yen [1].", ["5 trillion yen"], []),  # nor inside a decimal
+    ("It cost 1.5 trillion yen [1].", ["1.5 trillion yen"], ["1.5 trillion yen"]),
+    ("about 5 yen, then 5 yen", ["5 yen", "about 5 yen"], ["about 5 yen", "5 yen"]),  # longest first
+    ("计划每年砸1万亿日元!", ["1万亿日元"], ["1万亿日元"]),  # CJK neighbours do not block
+    ("Toyota and Honda", ["Toyota, Honda"], []),
+])
+def test_figure_marks_stand_alone(page: Any, text: str, needles: list[str], marked: list[str]) -> None:
+    """The page's own rule for marking a figure in a quote (a unit test on hand-built quotes)."""
+    ranges = page.evaluate("([text, needles]) => findRanges(text, needles)", [text, needles])
+    assert [text[a:b] for a, b in ranges] == marked
+
+
 def test_conflict_values_side_by_side(page: Any, web_url: str) -> None:
     expected = first_question(is_conflict, web_url)
     card = ask_on_page(page, expected["question"])
@@ -668,6 +682,27 @@ def test_html_in_sources_is_shown_as_text(page: Any, web_url: str) -> None:
     for area in ("#entries", "#source", "#sidebar"):
         assert page.locator(f"{area} script, {area} img, {area} iframe, {area} b").count() == 0
     shoot(page, "escaped-source")
+
+
+def test_page_works_under_its_own_csp(browser: Any, web_url: str, answered: list[str]) -> None:
+    """Without Playwright's CSP bypass: the page's scripts and styles load, answers render, and the
+    browser reports no Content-Security-Policy violation."""
+    context = browser.new_context(viewport=VIEWPORTS[WIDE])
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(web_url)
+    page.wait_for_selector("#doc-list input")
+    page.fill("#question", answered[0])
+    page.press("#question", "Enter")
+    page.wait_for_selector("article.answer .marker")
+    assert page.locator("article.answer .citations .quote").count() >= 1
+    bar = page.locator("article.answer .confidence-fill")
+    if bar.count():  # its width is set through CSSOM, which the CSP allows (a style attribute in markup is not)
+        assert bar.first.bounding_box()["width"] > 0
+    assert problems == [], problems
+    context.close()
 
 
 def test_api_key_is_asked_for_and_kept(browser: Any, web_assistant: Assistant, answered: list[str]) -> None:

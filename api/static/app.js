@@ -414,24 +414,32 @@ function markerButton(citation, highlights = []) {
   return button;
 }
 
-// Non-overlapping [start, end) ranges of `needles` in `text`, first occurrence of each, in text order.
+const ALNUM = /[0-9A-Za-z]/;
+
+// Does text[at, end) stand as a whole figure or word: "2" is not inside "2022", "1.5" or "[2]"?
+function standsAlone(text, at, end) {
+  const before = text[at - 1] || "";
+  const after = text[end] || "";
+  if (ALNUM.test(text[at]) && (ALNUM.test(before) || (/[.,]/.test(before) && /\d/.test(text[at - 2] || "")))) return false;
+  if (ALNUM.test(text[end - 1]) && (ALNUM.test(after) || (/[.,]/.test(after) && /\d/.test(text[end + 1] || "")))) return false;
+  return true;
+}
+
+// Non-overlapping [start, end) ranges of `needles` in `text` (longest first, first whole occurrence of each,
+// never inside the article's own note marks), in text order.
 function findRanges(text, needles) {
-  const ranges = [];
+  const ranges = [...text.matchAll(FOOTNOTE)].map((m) => [m.index, m.index + m[0].length, "fn"]);
   for (const needle of [...needles].sort((a, b) => b.length - a.length)) { // "about 5 yen" over "5 yen"
     if (!needle) continue;
-    let from = 0;
-    while (from <= text.length) {
-      const at = text.indexOf(needle, from);
-      if (at < 0) break;
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
       const end = at + needle.length;
-      if (!ranges.some(([s, e]) => at < e && end > s)) {
+      if (standsAlone(text, at, end) && !ranges.some(([s, e]) => at < e && end > s)) {
         ranges.push([at, end]);
         break;
       }
-      from = at + 1;
     }
   }
-  return ranges.sort((a, b) => a[0] - b[0]);
+  return ranges.filter((r) => r.length === 2).sort((a, b) => a[0] - b[0]);
 }
 
 // Plain text with the articles' own note marks set apart (still plain text) into `parent`.
