@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.chat import build_chat_router
+from api.examples import build_examples_router
+from api.feedback import build_feedback_router
 from api.observability import (
     REQUEST_ID_KEY,
     Metrics,
@@ -269,6 +271,8 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(build_chat_router(state))
+    app.include_router(build_examples_router(state))  # the chat page's welcome and thumbs
+    app.include_router(build_feedback_router(state))
 
     @app.get("/", include_in_schema=False)
     async def index_page() -> FileResponse:

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     max_connections: int = 2048  # open connections; past it the longest-idle ones are closed
     trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed; empty = none
     auth_failures_per_minute: int = 30  # wrong API keys per client address before 429
+    feedback_db: Path | None = None  # the page's thumbs up/down; None: feedback.sqlite3 in index_dir
 
     # Slack
     slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
