@@ -131,13 +131,18 @@ def render(q: Question, d: Decision, store: Any) -> Answer:
 
 def guard(answer: Answer, store: Any) -> bool:
     """Every quote equals its document's text at its offsets, and every figure the answer states occurs in
-    a cited quote (or is a cited source's title or publication date)."""
+    a quote it shows (or is a cited source's title or publication date)."""
     support_texts: list[str] = []
     for c in answer.citations:
         doc = store.documents.get(c.doc_id)
         if doc is None or doc.text[c.start:c.end] != c.quote or not c.quote:
             return False
         support_texts += [c.quote, c.title or "", c.published or ""]
+    for r in answer.related:  # a refusal shows the closest passages verbatim
+        doc = store.documents.get(r.doc_id)
+        if doc is None or doc.text[r.start:r.end] != r.quote:
+            return False
+        support_texts += [r.quote, r.title or ""]
     support = [q for t in support_texts for q in extract_figures(t)]
     for text in (answer.answer, answer.short_answer or ""):
         for q in extract_figures(re.sub(r"\[\d+\]", " ", text)):
