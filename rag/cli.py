@@ -428,7 +428,7 @@ def indexed_sources(index_dir: Path) -> list[dict[str, Any]]:
     """Every indexed document's id, title, publisher, date and chunk count, in id order."""
     from rag.index import load_data
 
-    data = load_data(index_dir, with_bm25=False)[0]
+    data = load_data(index_dir, with_bm25=False)
     counts: dict[str, int] = {}
     for c in data.chunks:
         counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
