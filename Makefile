@@ -67,7 +67,7 @@ eval-report: setup-test
 	$(BIN)/rag eval --set eval/holdout.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout
 	$(BIN)/rag eval --set eval/holdout2.jsonl --thresholds eval/holdout-thresholds.toml --report eval/reports/holdout2
 	if [ -f eval/news2024/questions.jsonl ]; then for part in all tune measure; do \
-		$(BIN)/rag eval --set eval/news2024/questions.jsonl --corpus-ids eval/news2024/corpus_ids.txt --part $$part \
+		$(BIN)/rag eval --set eval/news2024/questions.jsonl --corpus-ids eval/news2024/articles.txt --part $$part \
 			--thresholds eval/holdout-thresholds.toml --report eval/reports/news2024-$$part || exit 1; done; fi
 
 # QA benchmarks over corpora nobody here wrote (data in RAG_BENCH_DIR, default ../shared/benchmarks).
