@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from eval.runner import EvalRun
-from eval.scorer import ThresholdFailure
+from eval.scorer import CONFIDENT, ThresholdFailure
 
 METRICS = ("accuracy", "answerable_accuracy", "abstention_accuracy", "answer_rate", "figure_accuracy",
-           "citation_accuracy", "quote_holds", "quote_exactness", "faithfulness", "recall_at_k", "mrr")
+           "citation_accuracy", "quote_holds", "quote_exactness", "faithfulness", "recall_at_k", "mrr",
+           "confident_precision")
 
 
 def _pct(value: float | None) -> str:
@@ -86,6 +87,13 @@ def markdown(run: EvalRun, failures: list[ThresholdFailure] | None = None) -> st
     for key, title in (("per_kind", "kind"), ("per_lang", "language")):
         lines += ["", f"## Accuracy per {title}", "", f"| {title} | right | n | accuracy |", "|---|---|---|---|"]
         lines += [f"| {k} | {r['right']} | {r['n']} | {_pct(r['accuracy'])} |" for k, r in scores[key].items()]
+    cal = scores["calibration"]
+    if any(row["n"] for row in cal):
+        lines += ["", "## Calibration (answered items with a confidence)", "",
+                  "| confidence | n | right | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {r['from']:.1f}-{r['to']:.1f} | {r['n']} | {r['right']} | {_pct(r['accuracy'])} |" for r in cal]
+        lines += ["", f"Confidence >= {CONFIDENT}: {s['confident_answers']} answers, "
+                      f"{_pct(s['confident_precision'])} right."]
     if failures:
         lines += ["", "## Thresholds not met", ""] + [f"- {f.message()}" for f in failures]
     errors = [i for i in scores["items"] if i["error"] is not None]

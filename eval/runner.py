@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eval.dataset import EvalItem
-from eval.scorer import ItemScore, breakdown, score_item, summarize
+from eval.scorer import ItemScore, breakdown, calibration_bins, score_item, summarize
 from rag.errors import QuestionError, RagError
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class EvalRun:
         """Everything that must be equal between two runs: sorted, rounded, no timings."""
         items = sorted(self.scores, key=lambda s: s.id)
         return {"set": self.set_name, "summary": self.summary(), "per_kind": breakdown(items, "kind"),
-                "per_lang": breakdown(items, "lang"), "items": [s.to_dict() for s in items]}
+                "per_lang": breakdown(items, "lang"), "calibration": calibration_bins(items),
+                "items": [s.to_dict() for s in items]}
 
     def latency_section(self) -> dict[str, Any]:
         values = sorted(self.latencies_ms.values())

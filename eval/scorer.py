@@ -17,6 +17,8 @@ from rag.errors import ReadError
 MARKER = re.compile(r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]")
 UNIT_ALIASES = {"percent": "%", "pct": "%", "yen": "jpy", "dollars": "usd", "rmb": "cny", "yuan": "cny"}
 REL_TOL = 1e-6
+CONFIDENT = 0.8  # precision is reported among answers at least this confident
+BIN_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)  # confidence bins of the calibration tables
 
 DocText = Callable[[str], str | None]
 OPENING_QUOTES = "\"“„«「『'‘"
@@ -282,6 +284,7 @@ def summarize(scores: Sequence[ItemScore], k: int) -> dict[str, Any]:
     answered = [s for s in scores if not s.abstained and s.error is None]
     figs = [m for s in ans for m in s.figures_matched]
     ranked = [s for s in ans if s.recall is not None]
+    confident = [s for s in answered if s.confidence is not None and s.confidence >= CONFIDENT]
     return {
         "items": len(scores),
         "right": sum(s.right for s in scores),
@@ -298,7 +301,25 @@ def summarize(scores: Sequence[ItemScore], k: int) -> dict[str, Any]:
         "recall_at_k": _mean([s.recall for s in ranked if s.recall is not None]),
         "mrr": _mean([s.reciprocal_rank for s in ranked if s.reciprocal_rank is not None]),
         "errors": sum(s.error is not None for s in scores),
+        "confident_answers": len(confident),
+        "confident_precision": _ratio(sum(s.right for s in confident), len(confident)),
     }
+
+
+def in_bin(confidence: float, lo: float, hi: float) -> bool:
+    """Bins are [lo, hi), the last one closed: 1.0 falls in the top bin."""
+    return lo <= confidence < hi or (hi == BIN_EDGES[-1] and confidence == hi)
+
+
+def calibration_bins(scores: Sequence[ItemScore]) -> list[dict[str, Any]]:
+    """Per confidence bin of the answered items: how many, and how many of them are right."""
+    rated = [s for s in scores if not s.abstained and s.error is None and s.confidence is not None]
+    rows = []
+    for lo, hi in zip(BIN_EDGES, BIN_EDGES[1:]):
+        inside = [s for s in rated if in_bin(s.confidence, lo, hi)]
+        rows.append({"from": lo, "to": hi, "n": len(inside), "right": sum(s.right for s in inside),
+                     "accuracy": _ratio(sum(s.right for s in inside), len(inside))})
+    return rows
 
 
 def breakdown(scores: Sequence[ItemScore], key: str) -> dict[str, dict[str, Any]]:

@@ -223,6 +223,22 @@ def test_summary_metrics_count_the_right_things() -> None:
     assert (s["recall_at_k"], s["mrr"], s["figure_accuracy"]) == (0.5, 0.25, 0.5)
 
 
+def test_confident_answers_are_counted_and_binned() -> None:
+    from eval.scorer import calibration_bins
+
+    cite = [citation(ASRA, SUBSIDY_SENTENCE)]
+
+    def scored(short: str, confidence: float | None) -> object:
+        return score_item(ITEM, {**answer(f"{short} [1].", cite, short=short), "confidence": confidence}, doc_text)
+
+    scores = [scored("41 billion yen", 0.95), scored("1 billion yen", 0.85), scored("41 billion yen", 1.0),
+              scored("41 billion yen", 0.3), scored("41 billion yen", None)]
+    s = summarize(scores, k=3)
+    assert (s["confident_answers"], s["confident_precision"]) == (3, 0.6667)
+    bins = {b["from"]: (b["n"], b["right"]) for b in calibration_bins(scores)}
+    assert bins[0.9] == (2, 2) and bins[0.8] == (1, 0) and bins[0.2] == (1, 1) and bins[0.0] == (0, 0)
+
+
 # --- eval sets and thresholds -------------------------------------------------------------------------
 
 def test_seed_set_is_well_formed_and_covers_the_required_cases() -> None:

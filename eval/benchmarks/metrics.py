@@ -10,11 +10,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from eval.scorer import claim_of
+from eval.scorer import BIN_EDGES, CONFIDENT, claim_of, in_bin
 
 QUOTES_COUNTED = 2  # quote_holds@2: the first two cited quotes
-CONFIDENT = 0.8  # precision is reported among answers at least this confident
-BIN_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
 
@@ -131,7 +129,7 @@ def calibration(records: Sequence[QARecord]) -> dict[str, Any]:
     rated = [s for s in answered if s.confidence is not None]
     bins = []
     for lo, hi in zip(BIN_EDGES, BIN_EDGES[1:]):
-        inside = [s for s in rated if lo <= s.confidence < hi or (hi == BIN_EDGES[-1] and s.confidence == hi)]
+        inside = [s for s in rated if in_bin(s.confidence, lo, hi)]
         bins.append({"from": lo, "to": hi, "n": len(inside), "em": _mean([s.em for s in inside]),
                      "quote_holds": _mean([float(s.quote_holds) for s in inside]),
                      "mean_confidence": _mean([s.confidence for s in inside])})
