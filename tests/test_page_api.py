@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from http_helpers import ROOT, answered_questions, running_server
+from http_helpers import ROOT, plain_questions, running_server
 
 from api.app import create_app
 from api.examples import example_questions, lead_parses, money_questions
@@ -107,7 +107,7 @@ def _vote(url: str, **body: Any) -> httpx.Response:
 def test_feedback_is_stored_and_a_second_vote_replaces_the_first(served: tuple[str, Path],
                                                                  seed_assistant: Assistant) -> None:
     url, db = served
-    question = answered_questions(seed_assistant)[0]
+    question = next(q for q in plain_questions(1000) if seed_assistant.ask(q).answerable)
     answer = httpx.post(f"{url}/ask", json={"question": question}, timeout=30).json()
     r = _vote(url, id="entry-0001", rating="up", question=question, answer=answer)
     assert r.status_code == 200 and r.json() == {"id": "entry-0001", "rating": "up", "stored": True}
