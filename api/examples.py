@@ -7,23 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.runtime import ServiceState
-from api.schemas import ErrorOut
-from rag.annotate import Parsed, Token
+from api.runtime import ServiceState, run_timed
+from api.schemas import ErrorOut, StrictJSONRoute
 from rag.figures import Quantity, extract_figures, figures_equal
-from rag.types import Answer, Document
+
+if TYPE_CHECKING:  # the HTTP process only routes; the parses live where the Assistant does
+    from rag.annotate import Parsed, Token
+    from rag.types import Answer, Document
 
 MAX_WORDS = 18  # longer questions read like the sentence they came from
 MAX_TITLE_CHARS = 90
 SENTENCES_PER_DOC = 12  # the lead of each article: where its main figures are
-MAX_TRIES = 60  # candidate questions asked in all, so a large collection costs at most ~0.5 s once
+MAX_TRIES = 30  # candidate questions asked in all: a few seconds at most, once per server
 MAX_DOCS = 500
 _DO = {"VBD": "did", "VBZ": "does", "VBP": "do", "NNS": "does"}
 _PRONOUNS = frozenset("i you he she it we they this that these those who which".split())
@@ -258,29 +258,20 @@ class ExamplesOut(BaseModel):
     examples: list[ExampleOut]
 
 
-async def on_assistant(state: ServiceState, func: Callable[..., Any], *args: Any) -> Any:
-    """`func(assistant, *args)` wherever the Assistant lives: through the service's backend when it runs
-    work for handlers (in this process or in an answering process), else in a worker thread here."""
-    target = state.require()
-    run = getattr(target, "run", None)
-    if callable(run):
-        return await run(func, *args)
-    return await anyio.to_thread.run_sync(partial(func, target, *args))
-
-
 def build_examples_router(state: ServiceState) -> APIRouter:
     """`GET /examples`: computed once, on first request (the index does not change under a server)."""
-    router = APIRouter()
+    router = APIRouter(route_class=StrictJSONRoute)  # JSON as the rest of the API reads it
     lock = asyncio.Lock()
     cache: list[list[dict[str, str]]] = []
 
     @router.get("/examples", response_model=ExamplesOut, tags=["sources"],
-                responses={503: {"model": ErrorOut, "description": "still loading"}},
+                responses={503: {"model": ErrorOut, "description": "still loading"},
+                           504: {"model": ErrorOut, "description": "took longer than the request timeout"}},
                 summary="Example questions the indexed documents answer, for the chat page's welcome")
     async def examples() -> Any:
         async with lock:
             if not cache:
-                cache.append([asdict(e) for e in await on_assistant(state, example_questions)])
+                cache.append([asdict(e) for e in await run_timed(state, example_questions)])
         return {"examples": cache[0]}
 
     return router

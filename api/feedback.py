@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.runtime import ApiError, ServiceState
-from api.schemas import ERROR_RESPONSES, ErrorOut
+from api.schemas import ERROR_RESPONSES, ErrorOut, StrictJSONRoute
 from rag.config import Settings
 
 SCHEMA = """
@@ -36,29 +36,12 @@ def feedback_path(settings: Settings) -> Path:
     return Path(settings.feedback_db) if settings.feedback_db else Path(settings.index_dir) / "feedback.sqlite3"
 
 
-def _encodable(value: str) -> str:
-    """Text SQLite can store: lone surrogates ("\\ud800") are refused here, not at insert time."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
-    return value
-
-
 class RatedAnswer(BaseModel):
     """The answer object as `/ask` returned it (kept whole: citations, figures, confidence...)."""
 
     model_config = ConfigDict(extra="allow")
 
     answer: Annotated[str, Field(max_length=100_000, description="the answer's text")]
-
-    @model_validator(mode="after")
-    def _storable(self) -> RatedAnswer:
-        try:
-            json.dumps(self.model_dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise ValueError("must be plain JSON text (no NaN, no lone surrogates)") from exc
-        return self
 
 
 class FeedbackIn(BaseModel):
@@ -72,11 +55,6 @@ class FeedbackIn(BaseModel):
     question: Annotated[str, Field(min_length=1, max_length=20_000)]
     answer: RatedAnswer
     comment: Annotated[str, Field(max_length=2000)] | None = None
-
-    @field_validator("question", "comment")
-    @classmethod
-    def _text(cls, value: str | None) -> str | None:
-        return None if value is None else _encodable(value)
 
 
 class FeedbackOut(BaseModel):
@@ -138,7 +116,8 @@ class FeedbackStore:
 
 def build_feedback_router(state: ServiceState) -> APIRouter:
     """`POST /feedback`: store a vote on an answer."""
-    router = APIRouter()
+    # Strict JSON (no NaN, no lone surrogates) as the rest of the API reads it: what is stored is encodable.
+    router = APIRouter(route_class=StrictJSONRoute)
     store = FeedbackStore(feedback_path(state.settings))
     state.extras["feedback"] = store
 
