@@ -32,6 +32,7 @@ from api.observability import (
     ServiceMiddleware,
     configure_access_log,
     error_body,
+    json_bytes,
     json_safe,
 )
 from api.runtime import (
@@ -213,7 +214,7 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
             filters=body.filters.to_filters() if body.filters else None, explain=body.explain,
         )
         # The dataclass is the contract; AnswerOut only documents it.
-        return JSONResponse(answer.to_dict())
+        return Response(json_bytes(answer.to_dict()), media_type="application/json")
 
     @app.get("/health", response_model=HealthOut, summary="Readiness and what is loaded", tags=["service"],
              responses={503: {"model": HealthOut, "description": "loading, or fewer answering processes "

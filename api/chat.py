@@ -4,7 +4,6 @@ The last user message is the question, earlier user/assistant messages are the h
 Citations travel as an extra `citations` field (on the response, the message and the final stream chunk)
 and as a "Sources" list at the end of the message text."""
 
-import json
 import re
 import time
 import uuid
@@ -12,9 +11,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
+from api.observability import json_bytes
 from api.runtime import ApiError, ServiceState, answer_question, invalid
 from api.schemas import ERROR_RESPONSES, FiltersIn, StrictJSONRoute, WholeNumber, bounded_whole_number
 from rag.config import Settings
@@ -147,7 +147,7 @@ def stream_events(answer: Answer, completion_id: str, created: int) -> Iterator[
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
                 "system_fingerprint": None,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return f"data: {json_bytes(body).decode('utf-8')}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
     words = re.findall(r"\s*\S+", message_text(answer))
@@ -198,6 +198,6 @@ def build_chat_router(state: ServiceState) -> APIRouter:
                 stream_events(answer, completion_id, created), media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return JSONResponse(completion_body(answer, completion_id, created))
+        return Response(json_bytes(completion_body(answer, completion_id, created)), media_type="application/json")
 
     return router

@@ -74,6 +74,17 @@ def json_safe(value: Any, max_chars: int = 0) -> Any:
     return json_safe(str(value), max_chars)
 
 
+def json_bytes(content: Any) -> bytes:
+    """`content` as strict JSON, which every client parses; should it hold what JSON cannot (NaN, an
+    object), those values go as text rather than the reply becoming a 500 or invalid JSON."""
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        logging.getLogger("rag.api").warning("reply held values JSON cannot encode (%s); sent as text", exc)
+        return json.dumps(json_safe(content), ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+
+
 def bearer_matches(authorization: str | None, api_key: str) -> bool:
     """True when an `Authorization: Bearer <key>` header carries the key (constant-time compare)."""
     if not authorization:

@@ -248,15 +248,15 @@ def test_rate_limit_answers_429_with_retry_after(seed_assistant: Assistant, sett
         assert c.get("/health").status_code == 200  # health is never limited
 
 
-def test_explain_is_accepted_and_answers_keep_the_contract(client: httpx.Client, seed_assistant: Assistant) -> None:
+def test_explain_adds_the_trace_and_changes_nothing_else(client: httpx.Client, seed_assistant: Assistant) -> None:
     question = answered_questions(seed_assistant)[0]
     explained = client.post("/ask", json={"question": question, "explain": True})
     assert explained.status_code == 200, explained.text
     plain = client.post("/ask", json={"question": question, "explain": False}).json()
     body = explained.json()
-    assert plain.get("trace") is None
-    body.pop("trace", None)
-    assert without_timings(body) == without_timings(plain)
+    assert plain["trace"] is None and isinstance(body["trace"], dict) and body["trace"]
+    assert 0.0 <= body["confidence"] <= 1.0
+    assert without_timings(body | {"trace": None}) == without_timings(plain)
 
 
 def test_explain_reaches_an_assistant_that_takes_it() -> None:
@@ -540,3 +540,11 @@ def test_an_apps_own_csp_gains_frame_ancestors() -> None:
     assert headers[b"x-frame-options"] == b"DENY"
     kept = dict(_security_headers([(b"content-security-policy", b"frame-ancestors 'self'")]))
     assert kept[b"content-security-policy"] == b"frame-ancestors 'self'"
+
+
+def test_replies_are_strict_json_even_for_values_json_cannot_hold() -> None:
+    from api.observability import json_bytes
+
+    assert json_bytes({"a": 1, "b": "é"}) == '{"a":1,"b":"é"}'.encode()
+    odd = json.loads(json_bytes({"x": float("nan"), "y": [float("-inf")], "o": object()}))
+    assert odd["x"] == "nan" and odd["y"] == ["-inf"] and odd["o"].startswith("<object object")
