@@ -213,7 +213,6 @@ class _Worker:
     conn: Connection
     ready: bool = False
     job: _Job | None = None
-    spawned: float = field(default_factory=time.monotonic)
     failure: str | None = None
     ever_ready: bool = False
     stuck: bool = False
@@ -276,11 +275,12 @@ class AnswerPool:
         self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
-        while self._queue:
-            job = self._queue.popleft()
+        workers = list(self._workers.values())
+        pending = [*self._queue, *(w.job for w in workers if w.job is not None)]
+        self._queue.clear()
+        for job in pending:
             if not job.future.done():
                 job.future.set_exception(Unavailable("the server is shutting down"))
-        workers = list(self._workers.values())
         for w in workers:
             try:
                 w.conn.send(None)
