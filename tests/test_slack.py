@@ -257,15 +257,20 @@ def cited_question(seed_assistant: Any) -> str:
 
 @pytest.fixture(scope="module")
 def follow_up(seed_assistant: Any) -> tuple[str, str]:
-    """(earlier question, follow-up) whose answer depends on the earlier question: the brief's money
-    question and "and in dollars?" if the assistant resolves it, else a follow-up from the seed set."""
+    """(earlier question, follow-up) whose reply depends on the earlier question: the brief's money question
+    and "and in dollars?", else a follow-up from the seed set; one the assistant answers with citations
+    when there is one."""
     pairs = [(MONEY_QUESTION, FOLLOW_UP)] + [(i["history"][-1], i["question"]) for i in seed_items()
                                              if len(i.get("history", [])) == 1]
+    differing = []  # the earlier question changes the reply (an answer, or a refusal's closest passages)
     for earlier, question in pairs:
         with_history = seed_assistant.ask(question, [Turn("user", earlier)])
-        if with_history.citations and fallback_text(with_history) != fallback_text(seed_assistant.ask(question)):
-            return earlier, question
-    pytest.fail("no follow-up in the seed set is answered differently with its earlier question")
+        if fallback_text(with_history) != fallback_text(seed_assistant.ask(question)):
+            differing.append((not with_history.citations, earlier, question))
+    if not differing:
+        pytest.fail("no follow-up in the seed set is answered differently with its earlier question")
+    _, earlier, question = min(differing, key=lambda d: d[0])  # one answered with citations, if any
+    return earlier, question
 
 
 # -- the signing scheme and url_verification ---------------------------------------------------------------
