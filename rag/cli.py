@@ -32,9 +32,9 @@ CHAT_HISTORY_TURNS = 20  # turns sent with each chat question: follow-ups need o
 EXAMPLES = """\
 examples:
   rag ingest                                 index corpus/ (only new or changed documents are embedded)
-  rag ask "How much did the government give Rapidus?"
-  rag chat                                   ask, follow up ("and Toyota?"), /sources, /explain, /quit
-  rag search "Rapidus subsidy" -k 5          passages with the matching words highlighted
+  rag ask "How much did the city spend on the new stadium?"
+  rag chat                                   ask, follow up ("and on the port?"), /sources, /explain, /quit
+  rag search "stadium budget" -k 5           passages with the matching words highlighted
   rag sources                                what is indexed: titles, publishers, dates, chunks
   rag serve                                  HTTP API and chat page on http://127.0.0.1:8000
   rag eval                                   accuracy on eval/seed.jsonl
@@ -528,8 +528,8 @@ def _subcommand(sub: argparse._SubParsersAction, name: str, help_: str, examples
 def add_answer_commands(sub: argparse._SubParsersAction) -> None:
     """`ask`, `chat`, `sources`: the commands people use once an index exists."""
     p = _subcommand(sub, "ask", "answer a question with verbatim citations (through a running server if any)",
-                    '  rag ask "How much did the government give Rapidus?"\n'
-                    '  rag ask "Who leads ASRA?" --json      the answer as JSON (the HTTP /ask contract)\n'
+                    '  rag ask "How much did the city spend on the new stadium?"\n'
+                    '  rag ask "Who leads the project?" --json   the answer as JSON (the HTTP /ask contract)\n'
                     '  rag ask "..." --local                 answer in this process even if a server runs',
                     _ask)
     p.add_argument("question")
@@ -540,10 +540,10 @@ def add_answer_commands(sub: argparse._SubParsersAction) -> None:
 
     p = _subcommand(sub, "chat", "ask questions one after another, with follow-ups",
                     "  rag chat\n"
-                    "  > How much did the government give Rapidus?\n"
-                    "  > and Toyota?            a follow-up, read against the question before\n"
+                    "  > How much did the city spend on the new stadium?\n"
+                    "  > and on the port?       a follow-up, read against the question before\n"
                     f"  {CHAT_COMMANDS}\n"
-                    "  echo 'How much did the government give Rapidus?' | rag chat     questions from stdin",
+                    "  echo 'How much did the city spend on the new stadium?' | rag chat     questions from stdin",
                     _chat)
     p.add_argument("-k", type=int, default=None, help="passages to retrieve per question")
     p.add_argument("--local", action="store_true", help="answer in this process even when a server is running")
@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_doctor)
 
     p = _subcommand(sub, "search", "find passages (hybrid: words and meaning); no answer composed",
-                    '  rag search "Rapidus subsidy"\n  rag search "2nm chips" -k 3 --mode bm25\n'
+                    '  rag search "stadium budget"\n  rag search "2nm chips" -k 3 --mode bm25\n'
                     '  rag search "..." --json               ranks, fused and per-retriever scores as JSON',
                     _search)
     p.add_argument("query")

@@ -52,7 +52,7 @@ def language(text: str) -> str:
 
 
 def latin_skeleton(word: str) -> str:
-    """Consonants of a Latin word, doubles collapsed ("Rapidus" -> "rpds"), to meet katakana names."""
+    """Consonants of a Latin word, doubles collapsed ("Matsuda" -> "mtsd"), to meet katakana names."""
     cons = re.sub(r"[^bcdfghjklmnpqrstvwxz]", "", word.lower().replace("ph", "f").replace("th", "t")
                   .replace("ck", "k").replace("c", "k"))
     return re.sub(r"(.)\1+", r"\1", cons)
