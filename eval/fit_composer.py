@@ -137,18 +137,22 @@ def _top(model: ComposerModel, ranked: list[Any]) -> list[Any]:
     return sorted(ranked, key=lambda ss: -model.sentence.logit(ss.features))[:model.evidence_sentences]
 
 
+def _scored_candidates(q: Any, ranked: list[Any], model: ComposerModel):
+    """(candidate, features) for the candidates the composer would weigh under `model` (see decide.py)."""
+    for ss in _top(model, ranked):
+        logit = model.sentence.logit(ss.features)
+        matched = matched_tokens(q, ss.sentence)
+        for c in ss.candidates:
+            if unit_ok(q, c):
+                yield c, candidate_features(q, ss.sentence, c, matched, logit)
+
+
 def candidate_rows(prepared: list, model: ComposerModel) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for ex, q, ranked in prepared:
-        for ss in _top(model, ranked):
-            logit = model.sentence.logit(ss.features)
-            matched = matched_tokens(q, ss.sentence)
-            for c in ss.candidates:
-                if not unit_ok(q, c):
-                    continue
-                f = candidate_features(q, ss.sentence, c, matched, logit)
-                xs.append([f[k] for k in CANDIDATE_FEATURES])
-                ys.append(float(ex.right(c)))
+        for c, f in _scored_candidates(q, ranked, model):
+            xs.append([f[k] for k in CANDIDATE_FEATURES])
+            ys.append(float(ex.right(c)))
     return np.array(xs), np.array(ys)
 
 
@@ -157,15 +161,10 @@ def best_answers(prepared: list, model: ComposerModel) -> list[tuple[float, bool
     out = []
     for ex, q, ranked in prepared:
         best, right = 0.0, False
-        for ss in _top(model, ranked):
-            logit = model.sentence.logit(ss.features)
-            matched = matched_tokens(q, ss.sentence)
-            for c in ss.candidates:
-                if not unit_ok(q, c):
-                    continue
-                p = model.candidate.prob(candidate_features(q, ss.sentence, c, matched, logit))
-                if p > best:
-                    best, right = p, ex.answerable and ex.right(c)
+        for c, f in _scored_candidates(q, ranked, model):
+            p = model.candidate.prob(f)
+            if p > best:
+                best, right = p, ex.answerable and ex.right(c)
         out.append((best, right, ex.answerable))
     return out
 
@@ -233,17 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     start = time.perf_counter()
     assistant, items = load("squad", part="tune", limit=args.limit, settings=settings)
+    sets: dict[str, list[Example]] = {}
     if args.cache and args.cache.exists():
         with open(args.cache, "rb") as fh:
             sets = pickle.load(fh)
-    else:
-        sets = {"squad": retrieve_examples(assistant, items)}
+    if "squad" not in sets:
+        sets["squad"] = retrieve_examples(assistant, items)
+    if "news2024" not in sets:  # a cache written before the news set existed must not drop it
         news = news_tune(settings, args.news_set, args.limit)
         if news is not None:
             sets["news2024"] = retrieve_examples(*news)
-        if args.cache:
-            with open(args.cache, "wb") as fh:
-                pickle.dump(sets, fh)
+    if args.cache:
+        with open(args.cache, "wb") as fh:
+            pickle.dump(sets, fh)
     for spec in args.eval_set:
         path, _, corpus = spec.partition(":")
         sets[Path(path).stem] = retrieve_examples(*eval_set_tune(settings, Path(path), Path(corpus)))
