@@ -2,8 +2,10 @@
 
 Data: the tuning half (seeded split by article) of SQuAD half A and of the news-2024 written set.
 Steps: (1) the focus-noun answer-type table from gold answers' entity labels, (2) the sentence model
-(does this sentence hold a gold answer?), (3) the span model (is this candidate the gold answer?), by
-L2-regularised logistic regression, (4) the answer threshold that maximises right - penalty * wrong.
+(does this sentence hold a gold answer?, L2-regularised logistic regression), (3) the candidate ranker
+(conditional logit: the right candidate's share of its question's candidates), (4) the answer model (is the
+best candidate right?) on rankings cross-fitted in two folds, (5) the answer threshold that maximises
+right - penalty * wrong on those out-of-fold confidences.
 Usage: python -m eval.fit_composer [--limit N] [--out rag/composer/model.json]
 """
 
@@ -21,22 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 
 from rag.composer.candidates import candidates
-from rag.composer.decide import score_sentences
+from rag.composer.decide import answer_confidence, score_candidates, score_sentences
 from rag.composer.evidence import gather
-from rag.composer.features import (
-    CANDIDATE_FEATURES,
-    SENTENCE_FEATURES,
-    candidate_features,
-    matched_tokens,
-    unit_ok,
-)
+from rag.composer.features import ANSWER_FEATURES, CANDIDATE_FEATURES, SENTENCE_FEATURES
 from rag.composer.lexicon import MODEL_FILE, fitted_model
 from rag.composer.model import ComposerModel
 from rag.config import Settings
 from rag.figures import extract_figures, figures_equal
 
+CACHE_VERSION = 2  # bump when Example or the evidence Sentence changes shape
 WRONG_PENALTY = 1.0  # a wrong answer costs as much as a right one gains: refuse unless more likely right
 
 
@@ -73,11 +71,14 @@ class Example:
     golds: frozenset[str]  # normalised gold strings (SQuAD answers, or an eval item's `text`)
     figures: tuple[tuple[float, str], ...] = ()  # expected figures of an eval item
     answerable: bool = True
+    exact: bool = False  # right only when the span is a gold answer (SQuAD's exact match), not when it holds one
 
     def right(self, c: Any) -> bool:
         if self.figures and c.figure is not None:
             return any(figures_equal(c.figure.value, c.figure.unit, v, u) for v, u in self.figures)
         norm = _norm(c.text)
+        if self.exact:
+            return norm in self.golds
         return bool(norm) and (norm in self.golds or any(
             g and f" {g} " in f" {norm} " and len(norm.split()) <= len(g.split()) + 2 for g in self.golds))
 
@@ -96,19 +97,18 @@ def retrieve_examples(assistant: Any, items: Sequence[Any]) -> list[Example]:
         hits = assistant.retriever.search(q.english, k=assistant.settings.top_k, query_vector=vec)
         sents = gather(hits, assistant.store, vec)
         if hasattr(it, "answers"):  # a SQuAD-style benchmark item
-            out.append(Example(it.question, sents, frozenset(_norm(a) for a in it.answers)))
+            out.append(Example(it.question, sents, frozenset(_norm(a) for a in it.answers), exact=True))
         else:  # an eval-set item
             out.append(Example(it.question, sents, frozenset(_norm(t) for t in it.text),
                                tuple((f.value, f.unit) for f in it.figures), it.answerable))
     return out
 
 
-def focus_table(assistant: Any, examples: Sequence[Example], min_count: int = 4, min_share: float = 0.15
+def focus_table(examples: Sequence[tuple[Example, Any, str]], min_count: int = 4, min_share: float = 0.15
                 ) -> dict[str, list[str]]:
     """For each focus noun seen often enough, the entity labels of the right spans in its evidence."""
     counts: dict[str, Counter] = defaultdict(Counter)
-    for ex in examples:
-        q = assistant.composer.analyse(ex.question)
+    for ex, q, _ in examples:
         if q.focus:
             for lab in {c.label for s in ex.sentences for c in candidates(s) if ex.right(c)}:
                 counts[q.focus][lab] += 1
@@ -120,67 +120,98 @@ def focus_table(assistant: Any, examples: Sequence[Example], min_count: int = 4,
     return dict(sorted(table.items()))
 
 
-def sentence_rows(assistant: Any, examples: Sequence[Example], model: ComposerModel) -> tuple[list, np.ndarray, np.ndarray]:
-    """Each example analysed with the current model's table, its sentences scored; rows for the sentence model."""
-    xs, ys, prepared = [], [], []
-    for ex in examples:
-        q = assistant.composer.analyse(ex.question)
-        ranked = score_sentences(q, ex.sentences, model)
-        for ss in ranked:
-            xs.append([ss.features[f] for f in SENTENCE_FEATURES])
-            ys.append(float(ex.holds(ss.sentence.text)))
-        prepared.append((ex, q, ranked))
-    return prepared, np.array(xs), np.array(ys)
+def label_prior(examples: Sequence[tuple[Example, Any, str]], min_count: int = 8) -> dict[str, dict[str, float]]:
+    """Shares of the right candidates' labels per wh-word, and per focus noun seen often enough."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for ex, q, _ in examples:
+        labels = {c.label for s in ex.sentences for c in candidates(s) if ex.right(c)}
+        for key in (f"wh:{q.wh}", f"focus:{q.focus}" if q.focus else None):
+            if key:
+                counts[key].update(labels)
+    return {key: {lab: round(k / sum(c.values()), 4) for lab, k in c.most_common()}
+            for key, c in sorted(counts.items()) if sum(c.values()) >= min_count}
 
 
-def _top(model: ComposerModel, ranked: list[Any]) -> list[Any]:
-    return sorted(ranked, key=lambda ss: -model.sentence.logit(ss.features))[:model.evidence_sentences]
+@dataclass
+class Prepared:
+    """One tuning question analysed and its sentences scored under the current sentence model."""
+
+    ex: Example
+    q: Any
+    ranked: list[Any]
+    set_name: str = ""
 
 
-def _scored_candidates(q: Any, ranked: list[Any], model: ComposerModel):
-    """(candidate, features) for the candidates the composer would weigh under `model` (see decide.py)."""
-    for ss in _top(model, ranked):
-        logit = model.sentence.logit(ss.features)
-        matched = matched_tokens(q, ss.sentence)
-        for c in ss.candidates:
-            if unit_ok(q, c):
-                yield c, candidate_features(q, ss.sentence, c, matched, logit)
-
-
-def candidate_rows(prepared: list, model: ComposerModel) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for ex, q, ranked in prepared:
-        for c, f in _scored_candidates(q, ranked, model):
-            xs.append([f[k] for k in CANDIDATE_FEATURES])
-            ys.append(float(ex.right(c)))
+def sentence_rows(prepared: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray]:
+    xs = [[ss.features[f] for f in SENTENCE_FEATURES] for p in prepared for ss in p.ranked]
+    ys = [float(p.ex.holds(ss.sentence.text)) for p in prepared for ss in p.ranked]
     return np.array(xs), np.array(ys)
 
 
-def best_answers(prepared: list, model: ComposerModel) -> list[tuple[float, bool, bool]]:
-    """Per question: (best candidate's raw probability, it is right, the question is answerable)."""
+def rescore(prepared: Sequence[Prepared], model: ComposerModel) -> None:
+    """Re-rank each question's sentences under a newly fitted sentence model."""
+    for p in prepared:
+        for ss in p.ranked:
+            ss.logit, ss.prob = model.sentence.logit(ss.features), model.sentence.prob(ss.features)
+        p.ranked.sort(key=lambda ss: -ss.logit)
+
+
+def candidate_groups(prepared: Sequence[Prepared], model: ComposerModel) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per question: the feature rows of the candidates the composer would weigh, and which are right."""
     out = []
-    for ex, q, ranked in prepared:
-        best, right = 0.0, False
-        for c, f in _scored_candidates(q, ranked, model):
-            p = model.candidate.prob(f)
-            if p > best:
-                best, right = p, ex.answerable and ex.right(c)
-        out.append((best, right, ex.answerable))
+    for p in prepared:
+        spans = score_candidates(p.q, p.ranked, model)
+        x = np.array([[sc.features[k] for k in CANDIDATE_FEATURES] for sc in spans]).reshape(
+            len(spans), len(CANDIDATE_FEATURES))
+        y = np.array([float(p.ex.answerable and p.ex.right(sc.candidate)) for sc in spans])
+        out.append((x, y))
     return out
 
 
-def calibrate(scored: list[tuple[float, bool, bool]]) -> tuple[float, float]:
-    """Platt scaling of the best candidate's probability into the chance that the answer is right."""
-    logit = np.array([[math.log(max(p, 1e-6) / max(1 - p, 1e-6))] for p, _, _ in scored])
-    b, w = fit_logistic(logit, np.array([float(r) for _, r, _ in scored]), l2=0.01)
-    return float(w[0]), b
+def fit_ranker(groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1.0) -> np.ndarray:
+    """Conditional-logit weights: maximise each question's softmax share of its right candidates."""
+    data = [(x, y) for x, y in groups if len(y) and y.max() > 0]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.5 * l2 * float(w @ w), l2 * w.copy()
+        for x, y in data:
+            z = x @ w
+            e = np.exp(z - z.max())
+            p = e / e.sum()
+            right = float((p * y).sum()) + 1e-12
+            total -= math.log(right)
+            grad += x.T @ p - x.T @ (p * y / right)
+        return total, grad
+
+    return minimize(loss, np.zeros(len(CANDIDATE_FEATURES)), jac=True, method="L-BFGS-B").x
+
+
+def with_weights(base: dict[str, Any], part: str, bias: float, weights: Sequence[float], names: Sequence[str]
+                 ) -> dict[str, Any]:
+    return {**base, part: {"bias": round(bias, 4), "weights": {k: round(float(v), 4) for k, v in
+                                                               zip(names, weights, strict=True)}}}
+
+
+def answer_rows(prepared: Sequence[Prepared], model: ComposerModel) -> list[tuple[list[float], bool, bool, Any]]:
+    """Per question: the answer features of its best candidate, whether that candidate is right, whether
+    the question is answerable, and the Prepared item; questions with no candidate are left out."""
+    out = []
+    for p in prepared:
+        spans = score_candidates(p.q, p.ranked, model)
+        if not spans:
+            continue
+        _, f = answer_confidence(p.q, spans, model)
+        right = p.ex.answerable and p.ex.right(spans[0].candidate)
+        out.append(([f[k] for k in ANSWER_FEATURES], right, p.ex.answerable, p))
+    return out
 
 
 def pick_threshold(confidences: list[tuple[float, bool, bool]]) -> float:
-    """The confidence above which answering gains more than it loses: a right answer or a right refusal
-    counts 1, a wrong answer costs WRONG_PENALTY, refusing an answerable question counts 0."""
+    """The confidence above which answering gains most: a right answer or a right refusal counts 1, a wrong
+    answer costs WRONG_PENALTY, refusing an answerable question counts 0. Never below 0.5: an answer that is
+    more likely wrong than right is refused whatever the tuning data's mix of questions."""
     best_t, best_gain = 0.5, -math.inf
-    for t in np.arange(0.02, 0.96, 0.01):
+    for t in np.arange(0.5, 0.96, 0.01):
         gain = 0.0
         for p, right, answerable in confidences:
             if p >= t:
@@ -218,6 +249,43 @@ def eval_set_tune(settings: Settings, path: Path, corpus: Path) -> tuple[Any, li
     return Assistant.open(own), load_set(path)
 
 
+def tuning_sets(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[Any, list[Example]]]:
+    """Each tuning set's assistant (its own corpus, for question weights) and its retrieved examples."""
+    from eval.benchmarks import load
+
+    cached: dict[str, list[Example]] = {}
+    if args.cache and args.cache.exists():
+        with open(args.cache, "rb") as fh:
+            cached = pickle.load(fh)
+        if cached.get("version") != CACHE_VERSION:  # written by another version of the evidence code
+            cached = {}
+    sources: dict[str, tuple[Any, list[Any]]] = {"squad": load("squad", part="tune", limit=args.limit,
+                                                               settings=settings)}
+    news = news_tune(settings, args.news_set, args.limit)
+    if news is not None:
+        sources["news2024"] = news
+    out = {}
+    for name, (assistant, items) in sources.items():
+        out[name] = (assistant, cached[name] if name in cached else retrieve_examples(assistant, items))
+    if args.cache:
+        with open(args.cache, "wb") as fh:
+            pickle.dump({"version": CACHE_VERSION, **{name: exs for name, (_, exs) in out.items()}}, fh)
+    for spec in args.eval_set:
+        path, _, corpus = spec.partition(":")
+        assistant, items = eval_set_tune(settings, Path(path), Path(corpus))
+        out[Path(path).stem] = (assistant, retrieve_examples(assistant, items))
+    return out
+
+
+def analysed(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel) -> list[tuple[Example, Any, str]]:
+    """Every example's question analysed by its own set's composer under `model`'s focus table."""
+    out = []
+    for name, (assistant, examples) in sets.items():
+        assistant.composer.model = model
+        out += [(ex, assistant.composer.analyse(ex.question), name) for ex in examples]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="at most this many tuning questions per set")
@@ -227,59 +295,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="keep the retrieval pass here (pickle) for re-fits")
     ap.add_argument("--out", type=Path, default=MODEL_FILE)
     args = ap.parse_args(argv)
-    from eval.benchmarks import load
-
     settings = Settings()
     start = time.perf_counter()
-    assistant, items = load("squad", part="tune", limit=args.limit, settings=settings)
-    sets: dict[str, list[Example]] = {}
-    if args.cache and args.cache.exists():
-        with open(args.cache, "rb") as fh:
-            sets = pickle.load(fh)
-    if "squad" not in sets:
-        sets["squad"] = retrieve_examples(assistant, items)
-    if "news2024" not in sets:  # a cache written before the news set existed must not drop it
-        news = news_tune(settings, args.news_set, args.limit)
-        if news is not None:
-            sets["news2024"] = retrieve_examples(*news)
-    if args.cache:
-        with open(args.cache, "wb") as fh:
-            pickle.dump(sets, fh)
-    for spec in args.eval_set:
-        path, _, corpus = spec.partition(":")
-        sets[Path(path).stem] = retrieve_examples(*eval_set_tune(settings, Path(path), Path(corpus)))
-    examples = [ex for name in sets for ex in sets[name]]
+    sets = tuning_sets(args, settings)
     base = dict(fitted_model())
-    base["focus_types"] = focus_table(assistant, examples)
+    first = analysed(sets, ComposerModel.load(base))
+    base["focus_types"] = focus_table(first)
+    base["label_prior"] = label_prior(first)
     model = ComposerModel.load(base)
-    assistant.composer.model = model
-    prepared, sx, sy = sentence_rows(assistant, examples, model)
+    prepared = [Prepared(ex, q, score_sentences(q, ex.sentences, model), name) for ex, q, name in analysed(sets, model)]
+    sx, sy = sentence_rows(prepared)
     b, w = fit_logistic(sx, sy)
-    base["sentence"] = {"bias": round(b, 4), "weights": {k: round(float(v), 4) for k, v in zip(SENTENCE_FEATURES, w, strict=True)}}
+    base = with_weights(base, "sentence", b, w, SENTENCE_FEATURES)
     model = ComposerModel.load(base)
-    cx, cy = candidate_rows(prepared, model)
-    b, w = fit_logistic(cx, cy)
-    base["candidate"] = {"bias": round(b, 4), "weights": {k: round(float(v), 4) for k, v in zip(CANDIDATE_FEATURES, w, strict=True)}}
+    rescore(prepared, model)
+    # Cross-fitting: the answer model learns from candidates ranked by a ranker that never saw them.
+    order = np.random.default_rng(settings.bench_seed).permutation(len(prepared))
+    folds = [[prepared[i] for i in order[k::2]] for k in (0, 1)]
+    rows = []
+    for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
+        ranker = with_weights(base, "candidate", 0.0, fit_ranker(candidate_groups(train, model)), CANDIDATE_FEATURES)
+        rows += answer_rows(test, ComposerModel.load(ranker))
+    b, w = fit_logistic(np.array([r[0] for r in rows]), np.array([float(r[1]) for r in rows]), l2=0.1)
+    base = with_weights(base, "answer", b, w, ANSWER_FEATURES)
+    base = with_weights(base, "candidate", 0.0, fit_ranker(candidate_groups(prepared, model)), CANDIDATE_FEATURES)
     model = ComposerModel.load(base)
-    scored = best_answers(prepared, model)
-    a, c = calibrate(scored)
-    base["calibration"] = {"scale": round(a, 4), "shift": round(c, 4)}
-    model = ComposerModel.load(base)
-    confident = [(model.confidence(p), r, ans) for p, r, ans in scored]
+    confident = [(model.answer.prob(dict(zip(ANSWER_FEATURES, f, strict=True))), r, a) for f, r, a, _ in rows]
     base["answer_threshold"] = pick_threshold(confident)
-    answered = [(p, r) for p, r, _ in confident if p >= base["answer_threshold"]]
-    high = [r for p, r in answered if p >= 0.8]
-    base["fitted_on"] = {"sets": {name: len(v) for name, v in sets.items()}, "seed": settings.bench_seed,
-                         "part": "tune", "sentence_rows": len(sy), "candidate_rows": len(cy),
-                         "in_sample": {"answered": round(len(answered) / len(scored), 4),
-                                       "right": round(sum(r for _, r in answered) / len(scored), 4),
-                                       "right_if_always_answering": round(sum(r for _, r, _ in scored) / len(scored), 4),
-                                       "precision_at_0.8": round(sum(high) / len(high), 4) if high else None},
-                         "seconds": round(time.perf_counter() - start, 1)}
+    base["fitted_on"] = fit_summary(sets, settings, confident, base["answer_threshold"], len(sy),
+                                    time.perf_counter() - start)
+    for name in sets:
+        part = [c for c, row in zip(confident, rows, strict=True) if row[3].set_name == name]
+        base["fitted_on"][f"out_of_fold_{name}"] = out_of_fold(part, base["answer_threshold"], len(sets[name][1]))
     args.out.write_text(json.dumps(base, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(base["fitted_on"], indent=1))
-    print(f"threshold {base['answer_threshold']}, calibration {base['calibration']}")
+    print(f"threshold {base['answer_threshold']}")
     return 0
+
+
+def out_of_fold(confident: list[tuple[float, bool, bool]], threshold: float, total: int) -> dict[str, Any]:
+    """Answered, right and refused shares of `total` questions (those without a candidate count as refused)."""
+    answered = [(p, r) for p, r, _ in confident if p >= threshold]
+    high = [r for p, r in answered if p >= 0.8]
+    unanswerable = [p < threshold for p, _, a in confident if not a]
+    answerable = sum(1 for _, _, a in confident if a) or 1
+    return {"answered": round(len(answered) / total, 4),
+            "right_of_answerable": round(sum(r for _, r in answered) / answerable, 4),
+            "right_if_always_answering": round(sum(r for _, r, _ in confident) / answerable, 4),
+            "unanswerable_refused": round(float(np.mean(unanswerable)), 4) if unanswerable else None,
+            "precision_at_0.8": round(sum(high) / len(high), 4) if high else None}
+
+
+def fit_summary(sets: dict[str, Any], settings: Settings, confident: list[tuple[float, bool, bool]],
+                threshold: float, sentence_rows: int, seconds: float) -> dict[str, Any]:
+    """What the model was fitted on and how it does out of fold (cross-fitted ranker) on the tuning data."""
+    return {"sets": {name: len(exs) for name, (_, exs) in sets.items()}, "seed": settings.bench_seed,
+            "part": "tune", "sentence_rows": sentence_rows,
+            "out_of_fold": out_of_fold(confident, threshold, sum(len(exs) for _, exs in sets.values())),
+            "seconds": round(seconds, 1)}
 
 
 if __name__ == "__main__":

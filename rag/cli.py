@@ -150,7 +150,7 @@ def _ask(args: argparse.Namespace) -> int:
         _check_k(args.k, settings)
     answers = open_answers(settings, local=args.local)
     try:
-        answer = answers.ask(args.question, top_k=args.k)
+        answer = answers.ask(args.question, top_k=args.k, explain=args.explain)
     except QuestionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +158,8 @@ def _ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer, ensure_ascii=False, indent=2))
     else:
         print_answer(answer)
+        if args.explain:
+            print_explanation(answer)
     return 0
 
 
@@ -530,12 +532,14 @@ def add_answer_commands(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "ask", "answer a question with verbatim citations (through a running server if any)",
                     '  rag ask "How much did the city spend on the new stadium?"\n'
                     '  rag ask "Who leads the project?" --json   the answer as JSON (the HTTP /ask contract)\n'
-                    '  rag ask "..." --local                 answer in this process even if a server runs',
+                    '  rag ask "..." --local                 answer in this process even if a server runs\n'
+                    '  rag ask "..." --explain               the features and decisions behind the answer',
                     _ask)
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to retrieve")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--local", action="store_true", help="answer in this process even when a server is running")
+    p.add_argument("--explain", action="store_true", help="also print why the answer was chosen or refused")
     add_common(p)
 
     p = _subcommand(sub, "chat", "ask questions one after another, with follow-ups",

@@ -6,9 +6,10 @@ import pytest
 
 from rag.annotate import AnnotationTable, Parsed, Phrase, Token
 from rag.composer.candidates import candidates
-from rag.composer.decide import decide
+from rag.composer.decide import answer_confidence, decide, mentions, score_candidates, score_sentences
 from rag.composer.evidence import Sentence
 from rag.composer.features import (
+    adjective,
     bigrams,
     candidate_features,
     coverage,
@@ -18,6 +19,8 @@ from rag.composer.features import (
     matched_tokens,
     names_met,
     repeats_question,
+    roles,
+    sentence_features,
     surface_near,
     syntax_near,
     type_scores,
@@ -154,9 +157,57 @@ def test_candidate_features_are_named_and_complete() -> None:
 
 MODEL = ComposerModel.load({
     "sentence": {"bias": -2.0, "weights": {"coverage": 6.0}},
-    "candidate": {"bias": -4.0, "weights": {"type_expected": 3.0, "syntax_near": 4.0, "in_question": -3.0}},
+    "candidate": {"bias": 0.0, "weights": {"type_expected": 3.0, "syntax_near": 4.0, "in_question": -3.0}},
+    "answer": {"bias": -2.0, "weights": {"type_expected": 4.0, "share": 1.0}},
     "answer_threshold": 0.5, "sentences_threshold": 0.5, "conflict_share": 0.9, "more_sentences_margin": 0.1,
     "evidence_sentences": 4})
+
+
+def test_roles_name_the_candidates_grammatical_role() -> None:
+    s = sentence(FOUNDED)
+    assert roles(s, cand(s, "1922"))["prep_object"] == 1.0 and roles(s, cand(s, "1922"))["subject"] == 0.0
+    assert roles(s, cand(s, "company"))["subject"] == 1.0
+
+
+def test_adjective_marks_one_word_adjective_entities() -> None:
+    p = parsed([("annual", "annual", "ADJ", "amod", 1, "DATE"), ("fees", "fee", "NOUN", "ROOT", 1, "")],
+               ents=[(0, 1, "DATE")])
+    s = sentence(p)
+    assert adjective(s, cand(s, "annual")) == 1.0 and adjective(sentence(FOUNDED), cand(sentence(FOUNDED), "1922")) == 0.0
+
+
+def test_is_question_marks_a_sentence_that_asks() -> None:
+    p = parsed([("Who", "who", "PRON", "nsubj", 1, ""), ("won", "win", "VERB", "ROOT", 1, ""), ("?", "?", "PUNCT", "punct", 1, "")])
+    assert sentence_features(question({"win": 1.0}), sentence(p), 0.0)["is_question"] == 1.0
+    assert sentence_features(question({"win": 1.0}), sentence(FOUNDED), 0.0)["is_question"] == 0.0
+
+
+def test_mentions_counts_the_sentences_that_name_a_candidate() -> None:
+    q = question({"found": 1.0}, expected=("DATE",))
+    ranked = score_sentences(q, [sentence(FOUNDED), Sentence("doc2", 0, len(FOUNDED.text), FOUNDED.text, 0.5, 2,
+                                                             FOUNDED, frozenset())], MODEL)
+    assert mentions(ranked)["1922"] == 2
+    spans = score_candidates(q, ranked, MODEL)
+    assert spans[0].features["mentions"] > 0 and sum(sc.prob for sc in spans) == pytest.approx(1.0)
+
+
+def test_candidates_take_a_money_sign_outside_the_entity_and_drop_bullets() -> None:
+    p = parsed([("•Acme", "•acme", "PROPN", "nsubj", 1, "ORG"), ("paid", "pay", "VERB", "ROOT", 1, ""),
+                ("$", "$", "SYM", "nmod", 3, ""), ("820,000", "820,000", "NUM", "dobj", 1, "MONEY")],
+               ents=[(0, 1, "ORG"), (3, 4, "MONEY")])
+    texts = {c.text: c for c in candidates(sentence(p))}
+    money = texts["$ 820,000"]  # the helper joins tokens with spaces
+    assert money.label == "MONEY" and money.figure is not None and money.figure.value == 820000.0
+    assert "Acme" in texts and "•Acme" not in texts
+
+
+def test_answer_confidence_sums_the_share_of_one_text() -> None:
+    q = question({"found": 1.0}, expected=("DATE",))
+    ranked = score_sentences(q, [sentence(FOUNDED)], MODEL)
+    spans = score_candidates(q, ranked, MODEL)
+    conf, f = answer_confidence(q, spans, MODEL)
+    assert spans[0].candidate.text == "1922" and f["type_expected"] == 1.0 and 0.5 < conf < 1.0
+    assert f["share"] == pytest.approx(spans[0].prob)
 
 
 def test_decide_answers_the_typed_span_near_the_question_words() -> None:

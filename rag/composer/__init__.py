@@ -4,13 +4,14 @@ general and traced. `Composer.compose` turns retrieved chunks into a cited Answe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from rag.annotate import Annotator, Parsed
 from rag.composer.decide import decide, trace
-from rag.composer.evidence import corpus_stats, gather
+from rag.composer.evidence import Memo, corpus_stats, gather
 from rag.composer.followup import leans_on_context, merge, previous_questions
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question, analyse, latin_skeleton
@@ -29,6 +30,7 @@ class Composer:
         self.model = model or ComposerModel.load()
         self.store = store
         self.stats = corpus_stats(store)
+        self.memo = Memo()
         self._names = _latin_names(store)
 
     def parse(self, text: str) -> Parsed:
@@ -45,12 +47,13 @@ class Composer:
 
     def _one(self, text: str) -> Question:
         q = analyse(text, self.parse, self.model.focus_types, self._names)
+        q = replace(q, label_prior=self.model.prior(q.wh, q.focus))
         q.terms.update({t: self.stats.idf(t) for t in q.terms})
         return q
 
     def compose(self, q: Question, hits: list[Hit], query_vector: np.ndarray | None,
                 explain: bool = False) -> Answer:
-        sentences = gather(hits, self.store, query_vector)
+        sentences = gather(hits, self.store, query_vector, self.memo)
         d = decide(q, sentences, self.model, self.store)
         answer = render(q, d, self.store)
         if explain:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from rag.composer.evidence import Sentence
@@ -43,8 +44,23 @@ def _trimmed(s: Sentence, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
+def _stripped(text: str, cs: int, ce: int) -> tuple[int, int]:
+    """A span without leading or trailing symbols (bullets, quotes, dashes); currency signs and "%" stay."""
+    while cs < ce - 1 and not (text[cs].isalnum() or unicodedata.category(text[cs]) == "Sc"):
+        cs += 1
+    while ce > cs + 1 and not (text[ce - 1].isalnum() or text[ce - 1] == "%"):
+        ce -= 1
+    return cs, ce
+
+
 def candidates(s: Sentence) -> list[Candidate]:
     """Distinct spans of the sentence that could answer a question; a figure's entity carries the figure."""
+    if "candidates" not in s.derived:
+        s.derived["candidates"] = _candidates(s)
+    return s.derived["candidates"]
+
+
+def _candidates(s: Sentence) -> list[Candidate]:
     p = s.parse
     out: dict[tuple[int, int], Candidate] = {}
     figures = list(s.figures)
@@ -52,10 +68,17 @@ def candidates(s: Sentence) -> list[Candidate]:
     def figure_in(cs: int, ce: int) -> Quantity | None:
         return next((q for q in figures if cs <= q.start and q.end <= ce), None)
 
+    def figure_over(cs: int, ce: int) -> Quantity | None:
+        return next((q for q in figures if q.start < ce and cs < q.end), None)
+
     for e in p.ents:
         cs, ce = p.char_span(e)
-        q = figure_in(cs, ce) if e.label in _NUMERIC else None
-        out[(cs, ce)] = Candidate(cs, ce, e.start, e.end, p.text[cs:ce], e.label, "entity", q)
+        q = figure_over(cs, ce) if e.label in _NUMERIC else None
+        if q is not None and not (cs <= q.start and q.end <= ce):  # "$" or "yen" outside the entity: take both
+            cs, ce = min(cs, q.start), max(ce, q.end)
+        cs, ce = _stripped(p.text, cs, ce)
+        rng = _token_range(s, cs, ce) or (e.start, e.end)
+        out[(cs, ce)] = Candidate(cs, ce, *rng, p.text[cs:ce], e.label, "entity", q)
     for q in figures:
         if (q.start, q.end) in out or any(c.figure is q for c in out.values()):
             continue
@@ -64,7 +87,7 @@ def candidates(s: Sentence) -> list[Candidate]:
             out[(q.start, q.end)] = Candidate(q.start, q.end, *rng, q.text, figure_label(q), "figure", q)
     for c in p.chunks:
         a, b = _trimmed(s, c.start, c.end)
-        cs, ce = p.tokens[a].start, p.tokens[b - 1].end
+        cs, ce = _stripped(p.text, p.tokens[a].start, p.tokens[b - 1].end)
         if (cs, ce) not in out:
             out[(cs, ce)] = Candidate(cs, ce, a, b, p.text[cs:ce], "NP", "chunk", figure_in(cs, ce))
     return sorted(out.values(), key=lambda c: (c.start, -c.end))

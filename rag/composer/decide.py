@@ -10,7 +10,15 @@ import numpy as np
 
 from rag.composer.candidates import Candidate, candidates
 from rag.composer.evidence import Sentence
-from rag.composer.features import candidate_features, coverage, matched_tokens, sentence_features, unit_ok
+from rag.composer.features import (
+    answer_features,
+    candidate_features,
+    coverage,
+    matched_tokens,
+    mention_key,
+    sentence_features,
+    unit_ok,
+)
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question
 from rag.figures import figures_equal
@@ -30,7 +38,8 @@ class ScoredCandidate:
     candidate: Candidate
     sentence: ScoredSentence
     features: dict[str, float]
-    prob: float
+    score: float  # the ranking model's score
+    prob: float = 0.0  # its share of the question's candidates (softmax of the scores)
 
 
 @dataclass(slots=True)
@@ -44,6 +53,7 @@ class Decision:
     ranked: list[ScoredSentence] = field(default_factory=list)
     spans: list[ScoredCandidate] = field(default_factory=list)
     support: list[ScoredSentence] = field(default_factory=list)  # a further passage cited beside the answer
+    answer_features: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
 
 
 def score_sentences(q: Question, sentences: list[Sentence], model: ComposerModel) -> list[ScoredSentence]:
@@ -58,17 +68,45 @@ def score_sentences(q: Question, sentences: list[Sentence], model: ComposerModel
     return out
 
 
+def mentions(top: list[ScoredSentence]) -> dict[str, int]:
+    """How many of the best sentences mention each candidate text."""
+    out: dict[str, int] = {}
+    for ss in top:
+        for key in {mention_key(c.text) for c in ss.candidates}:
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredCandidate]:
+    """The candidates of the best sentences that meet the asked unit, scored and shared out, best first."""
+    top = ranked[:model.evidence_sentences]
+    seen = mentions(top)
     out = []
-    for ss in ranked[:model.evidence_sentences]:
+    for ss in top:
         matched = matched_tokens(q, ss.sentence)
         for c in ss.candidates:
             if not unit_ok(q, c):  # rule: the asked unit must hold
                 continue
-            f = candidate_features(q, ss.sentence, c, matched, ss.logit)
-            out.append(ScoredCandidate(c, ss, f, model.candidate.prob(f)))
-    out.sort(key=lambda x: -x.prob)
+            f = candidate_features(q, ss.sentence, c, matched, ss.logit, seen)
+            out.append(ScoredCandidate(c, ss, f, model.candidate.logit(f)))
+    if out:
+        scores = np.array([sc.score for sc in out])
+        shares = np.exp(scores - scores.max())
+        shares /= shares.sum()
+        for sc, p in zip(out, shares.tolist(), strict=True):
+            sc.prob = p
+    out.sort(key=lambda x: -x.score)
     return out
+
+
+def answer_confidence(q: Question, spans: list[ScoredCandidate], model: ComposerModel) -> tuple[float, dict[str, float]]:
+    """The chance that the best candidate is right, and the features it was computed from."""
+    best = spans[0]
+    key = mention_key(best.candidate.text)
+    other = next((sc.score for sc in spans[1:] if mention_key(sc.candidate.text) != key), best.score - 5.0)
+    share = sum(sc.prob for sc in spans if mention_key(sc.candidate.text) == key)
+    f = answer_features(q, best.features, best.sentence.features, share, best.score - other, best.sentence.prob)
+    return model.answer.prob(f), f
 
 
 def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: ComposerModel) -> list[ScoredCandidate]:
@@ -83,7 +121,7 @@ def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: Compo
         doc = sc.sentence.sentence.doc_id
         if f is None or doc in docs or f.kind != q.kind or f.unit != q.unit or f.kind == "month":
             continue
-        if model.confidence(sc.prob) < max(model.answer_threshold, model.conflict_share * model.confidence(best.prob)):
+        if sc.prob < model.conflict_share * best.prob:
             continue
         docs.add(doc)
         if not figures_equal(f.value, f.unit, q.value, q.unit) and not any(
@@ -164,17 +202,17 @@ def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: 
     if not spans:
         return Decision("refuse", "no candidate spans in the best sentences", 0.0, ranked=ranked)
     best = spans[0]
-    confidence = model.confidence(best.prob)
+    confidence, af = answer_confidence(q, spans, model)
     if confidence < model.answer_threshold:
         return Decision("refuse", f"confidence {confidence:.2f} < {model.answer_threshold:.2f}", confidence,
-                        ranked=ranked, spans=spans)
+                        ranked=ranked, spans=spans, answer_features=af)
     if q.names and best.sentence.features["names_met"] == 0.0:
         return Decision("refuse", "the best sentence names none of the question's names", confidence,
-                        ranked=ranked, spans=spans)
+                        ranked=ranked, spans=spans, answer_features=af)
     conflicts = _conflicts(best, spans, model)
     support = [] if conflicts else _support(best, ranked, confidence, model)
     return Decision("span", "best candidate", confidence, best=best, conflicts=conflicts, ranked=ranked, spans=spans,
-                    support=support)
+                    support=support, answer_features=af)
 
 
 def _support(best: ScoredCandidate, ranked: list[ScoredSentence], confidence: float,
@@ -196,7 +234,8 @@ def trace(q: Question, d: Decision, most: int = 5) -> dict[str, Any]:
 
     def span(sc: ScoredCandidate) -> dict[str, Any]:
         return {"text": sc.candidate.text, "label": sc.candidate.label, "kind": sc.candidate.kind,
-                "prob": round(sc.prob, 4), "features": {k: round(v, 4) for k, v in sc.features.items()},
+                "score": round(sc.score, 4), "share": round(sc.prob, 4),
+                "features": {k: round(v, 4) for k, v in sc.features.items()},
                 "doc_id": sc.sentence.sentence.doc_id}
 
     return {
@@ -204,7 +243,8 @@ def trace(q: Question, d: Decision, most: int = 5) -> dict[str, Any]:
                      "unit": q.unit, "names": list(q.names), "numbers": list(q.numbers),
                      "descriptive": q.descriptive, "summary_of": q.summary_of,
                      "terms": {k: round(v, 3) for k, v in q.terms.items()}},
-        "decision": {"kind": d.kind, "reason": d.reason, "confidence": round(d.confidence, 4)},
+        "decision": {"kind": d.kind, "reason": d.reason, "confidence": round(d.confidence, 4),
+                     "answer_features": {k: round(v, 4) for k, v in d.answer_features.items()}},
         "sentences": [sent(s) for s in d.ranked[:most]],
         "candidates": [span(s) for s in d.spans[:most]],
     }

@@ -27,12 +27,33 @@ class Sentence:
     rank: int  # rank of the best retrieved chunk holding it (1 = first)
     parse: Parsed
     context: frozenset[str]  # lower-cased words of the neighbouring sentences and the title
+    derived: dict[str, Any] = field(default_factory=dict)  # what depends on the text only, shared by questions
     lemmas: frozenset[str] = field(default_factory=frozenset)
     figures: tuple[Quantity, ...] = ()
 
     def __post_init__(self) -> None:
-        self.lemmas = frozenset(t.lemma for t in self.parse.tokens)
-        self.figures = tuple(extract_figures(self.text))
+        d = self.derived
+        if "lemmas" not in d:
+            d["lemmas"] = frozenset(t.lemma for t in self.parse.tokens)
+            d["figures"] = tuple(extract_figures(self.text))
+        self.lemmas, self.figures = d["lemmas"], d["figures"]
+
+
+class Memo:
+    """Per-sentence facts that depend on its text only (lemmas, figures, candidates, dependency graph), kept
+    across questions so a sentence is prepared once; bounded, cleared when full."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._items: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def get(self, key: tuple[str, int]) -> dict[str, Any]:
+        item = self._items.get(key)
+        if item is None:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            item = self._items[key] = {}
+        return item
 
 
 @dataclass(slots=True)
@@ -63,7 +84,8 @@ def corpus_stats(store: Any) -> CorpusStats:
     return stats
 
 
-def gather(hits: list[Hit], store: Any, query_vector: np.ndarray | None) -> list[Sentence]:
+def gather(hits: list[Hit], store: Any, query_vector: np.ndarray | None, memo: Memo | None = None
+           ) -> list[Sentence]:
     """Every distinct sentence of the retrieved chunks (first seen at its best chunk's rank)."""
     seen: dict[tuple[str, int], Sentence] = {}
     for hit in hits:
@@ -86,5 +108,5 @@ def gather(hits: list[Hit], store: Any, query_vector: np.ndarray | None) -> list
             around = " ".join(texts[max(0, i - 1):i] + texts[i + 1:i + 2])
             context = title | frozenset(w.lower() for w in _WORD.findall(around))
             seen[key] = Sentence(chunk.doc_id, span.start, span.end, parse.text, float(sim), hit.rank, parse,
-                                 context)
+                                 context, memo.get(key) if memo is not None else {})
     return list(seen.values())

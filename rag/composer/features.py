@@ -10,10 +10,15 @@ from rag.composer.evidence import Sentence
 from rag.composer.question import Question
 
 SENTENCE_FEATURES = ("dense", "coverage", "coverage_context", "bigrams", "rank", "names_met", "numbers_met",
-                     "type_available", "repeats_question")
-CANDIDATE_FEATURES = ("sentence", "type_expected", "type_unexpected", "in_question", "surface_near", "syntax_near", "head_asked", "wh_head_match", "window_coverage",
-                      "focus_near", "length",
-                      "is_entity", "is_chunk", "is_figure")
+                     "type_available", "repeats_question", "is_question")
+CANDIDATE_FEATURES = ("sentence", "type_expected", "type_first", "type_prior", "type_unexpected", "in_question", "surface_near",
+                      "syntax_near", "head_asked", "wh_head_match", "window_coverage", "focus_near", "length",
+                      "mentions", "subject", "object", "prep_object", "modifier", "adjective", "same_role",
+                      "same_prep",
+                      "is_entity", "is_chunk", "is_figure", "has_figure")
+# Dependency labels of a candidate's root, grouped into the roles the candidate features name.
+ROLES = {"subject": ("nsubj", "nsubjpass", "csubj"), "object": ("dobj", "attr", "oprd"), "prep_object": ("pobj",),
+         "modifier": ("compound", "amod", "nmod", "poss", "nummod", "npadvmod")}
 
 
 # --- sentence features ------------------------------------------------------------------------------------
@@ -68,6 +73,7 @@ def sentence_features(q: Question, s: Sentence, type_available: float) -> dict[s
         "numbers_met": numbers_met(q, s),
         "type_available": type_available,
         "repeats_question": repeats_question(q, s),
+        "is_question": float(s.text.rstrip().endswith("?")),
     }
 
 
@@ -108,11 +114,14 @@ def surface_near(c: Candidate, matched: list[int]) -> float:
 
 
 def _graph(s: Sentence) -> dict[int, list[int]]:
-    g: dict[int, list[int]] = {t.i: [] for t in s.parse.tokens}
-    for t in s.parse.tokens:
-        if t.head != t.i:
-            g[t.i].append(t.head)
-            g[t.head].append(t.i)
+    """The sentence's dependency tree as an undirected adjacency list (kept with the sentence)."""
+    g = s.derived.get("graph")
+    if g is None:
+        g = s.derived["graph"] = {t.i: [] for t in s.parse.tokens}
+        for t in s.parse.tokens:
+            if t.head != t.i:
+                g[t.i].append(t.head)
+                g[t.head].append(t.i)
     return g
 
 
@@ -184,12 +193,45 @@ def focus_near(q: Question, s: Sentence, c: Candidate) -> float:
     return float(inside or linked)
 
 
-def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int],
-                       sentence_score: float) -> dict[str, float]:
+def roles(s: Sentence, c: Candidate) -> dict[str, float]:
+    """One-hot grammatical role of the candidate's root (subject, object, object of a preposition, modifier)."""
+    dep = s.parse.tokens[_root(s, c)].dep
+    return {name: float(dep in labels) for name, labels in ROLES.items()}
+
+
+def same_role(q: Question, s: Sentence, c: Candidate) -> float:
+    """The candidate plays the wh-phrase's grammatical role ("Who founded" ~ the subject of the sentence)."""
+    return float(q.wh_dep is not None and s.parse.tokens[_root(s, c)].dep == q.wh_dep)
+
+
+def same_prep(q: Question, s: Sentence, c: Candidate) -> float:
+    """The candidate is the object of the preposition the wh-phrase is ("In what year" ~ "in 1922")."""
+    if q.wh_prep is None:
+        return 0.0
+    toks = s.parse.tokens
+    head = toks[toks[_root(s, c)].head]
+    return float(head.pos == "ADP" and head.lemma == q.wh_prep)
+
+
+def adjective(s: Sentence, c: Candidate) -> float:
+    """A one-word adjective or adverb ("annual", "daily"): an entity tag rarely worth answering with."""
+    return float(c.tok_end - c.tok_start == 1 and s.parse.tokens[c.tok_start].pos in ("ADJ", "ADV"))
+
+
+def mention_key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int], sentence_score: float,
+                       mentions: dict[str, int] | None = None) -> dict[str, float]:
+    """`mentions`: how many of the best sentences mention each candidate text."""
     expected, unexpected = type_scores(q, c)
+    seen = (mentions or {}).get(mention_key(c.text), 1)
     return {
         "sentence": sentence_score,
         "type_expected": expected,
+        "type_first": float(bool(q.expected) and c.label == q.expected[0]),
+        "type_prior": q.label_prior.get(c.label, 0.0),
         "type_unexpected": unexpected,
         "in_question": in_question(q, s, c),
         "surface_near": surface_near(c, matched),
@@ -199,7 +241,41 @@ def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int
         "window_coverage": window_coverage(q, s, c),
         "focus_near": focus_near(q, s, c),
         "length": min(c.tok_end - c.tok_start, 10) / 10,
+        "mentions": min(seen - 1, 3) / 3,
+        **roles(s, c),
+        "adjective": adjective(s, c),
+        "same_role": same_role(q, s, c),
+        "same_prep": same_prep(q, s, c),
         "is_entity": float(c.kind == "entity"),
         "is_chunk": float(c.kind == "chunk"),
         "is_figure": float(c.kind == "figure"),
+        "has_figure": float(c.figure is not None),
+    }
+
+
+# --- answer features (is the best candidate right?) ----------------------------------------------------------
+
+ANSWER_FEATURES = ("share", "margin", "sentence_prob", "coverage", "names_met", "numbers_met", "type_expected",
+                   "type_first", "expects_type", "mentions", "dense", "in_question", "has_figure", "is_entity")
+
+
+def answer_features(q: Question, best: dict[str, float], sentence: dict[str, float], share: float, margin: float,
+                    sentence_prob: float) -> dict[str, float]:
+    """What the decision to answer weighs: how clearly the best candidate beats the rest (`share` of the
+    softmax, `margin` in score over the best other text) and how well its sentence meets the question."""
+    return {
+        "share": share,
+        "margin": min(margin, 5.0) / 5.0,
+        "sentence_prob": sentence_prob,
+        "coverage": sentence["coverage"],
+        "names_met": sentence["names_met"],
+        "numbers_met": sentence["numbers_met"],
+        "type_expected": best["type_expected"],
+        "type_first": best["type_first"],
+        "expects_type": float(bool(q.expected)),
+        "mentions": best["mentions"],
+        "dense": sentence["dense"],
+        "in_question": best["in_question"],
+        "has_figure": best["has_figure"],
+        "is_entity": best["is_entity"],
     }

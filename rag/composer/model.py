@@ -27,16 +27,20 @@ class Linear:
 
 @dataclass(frozen=True, slots=True)
 class ComposerModel:
+    """`sentence`: does a sentence hold the answer; `candidate`: a ranking score, turned into each candidate's
+    share of the question's candidates (softmax); `answer`: the chance that the best candidate is right."""
+
     sentence: Linear
     candidate: Linear
+    answer: Linear
     answer_threshold: float  # a span answer needs at least this confidence
     sentences_threshold: float  # a descriptive answer: its best sentence needs this probability
     conflict_share: float  # another source's figure within this share of the best one's confidence
     more_sentences_margin: float  # further sentences of a descriptive answer: within this of the best
     evidence_sentences: int  # candidates come from this many best sentences
     support_below: float = 0.8  # an answer less confident than this also cites the next best passage
-    calibration: tuple[float, float] = (1.0, 0.0)  # Platt scale and shift of the best span's probability
     focus_types: dict[str, list[str]] = field(default_factory=dict)
+    label_prior: dict[str, dict[str, float]] = field(default_factory=dict)  # "focus:X" / "wh:Y" -> label shares
     fitted_on: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -44,15 +48,13 @@ class ComposerModel:
         d = data if data is not None else fitted_model()
         return cls(sentence=Linear(d["sentence"]["bias"], d["sentence"]["weights"]),
                    candidate=Linear(d["candidate"]["bias"], d["candidate"]["weights"]),
+                   answer=Linear(d["answer"]["bias"], d["answer"]["weights"]),
                    answer_threshold=d["answer_threshold"], sentences_threshold=d["sentences_threshold"],
                    conflict_share=d["conflict_share"], more_sentences_margin=d["more_sentences_margin"],
                    evidence_sentences=d["evidence_sentences"], support_below=d.get("support_below", 0.8),
-                   calibration=(d.get("calibration", {}).get("scale", 1.0), d.get("calibration", {}).get("shift", 0.0)),
-                   focus_types=d.get("focus_types", {}),
+                   focus_types=d.get("focus_types", {}), label_prior=d.get("label_prior", {}),
                    fitted_on=d.get("fitted_on", {}))
 
-    def confidence(self, prob: float) -> float:
-        """The calibrated chance that an answer whose best span has this probability is right."""
-        p = min(max(prob, 1e-6), 1 - 1e-6)
-        z = self.calibration[0] * math.log(p / (1 - p)) + self.calibration[1]
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    def prior(self, wh: str, focus: str | None) -> dict[str, float]:
+        """The answer labels' shares for a question's focus noun when fitted, else for its wh-word."""
+        return self.label_prior.get(f"focus:{focus}") or self.label_prior.get(f"wh:{wh}", {})

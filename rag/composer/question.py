@@ -38,6 +38,9 @@ class Question:
     summary_of: str | None = None  # "summarize X": the article X describes
     publication: bool = False  # asks when a source was published
     wh_head: str | None = None  # lemma of the word the wh-phrase depends on ("Who founded X" -> found)
+    wh_dep: str | None = None  # dependency label of the wh-phrase ("Who founded" -> nsubj)
+    wh_prep: str | None = None  # the preposition the wh-phrase is the object of ("In what year" -> in)
+    label_prior: dict[str, float] = field(default_factory=dict)  # entity label -> share among right answers
     parsed: Parsed | None = None
 
     @property
@@ -143,14 +146,35 @@ def _wh_head(tokens: tuple[Token, ...], wi: int | None, focus: str | None) -> st
     return None
 
 
-def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[str, list[str]]) -> tuple[str, ...]:
+def _modifiers(tokens: tuple[Token, ...], focus: str | None) -> list[str]:
+    """Compound nouns before the focus ("price" in "price tag"): a fallback when the focus itself is unknown."""
+    head = next((t for t in tokens if focus and t.lemma == focus and t.pos == "NOUN"), None)
+    return [t.lemma for t in tokens if head is not None and t.head == head.i and t.dep == "compound"]
+
+
+def _wh_role(tokens: tuple[Token, ...], wi: int | None, wh: str) -> tuple[str | None, str | None]:
+    """The wh-phrase's dependency label and the preposition governing it, read at the phrase's head word."""
+    if wi is None:
+        return None, None
+    t = tokens[wi]
+    if wh.startswith("how_") and wi + 1 < len(tokens):  # "how many people": the phrase is headed by its noun
+        t = tokens[tokens[wi + 1].head] if tokens[tokens[wi + 1].head].pos == "NOUN" else tokens[wi + 1]
+    elif t.dep in ("det", "amod", "nummod", "poss") and t.head != t.i:  # "which company", "whose plan"
+        t = tokens[t.head]
+    head = tokens[t.head]
+    return t.dep, head.lemma if head.pos == "ADP" and head.i != t.i else None
+
+
+def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[str, list[str]],
+              modifiers: list[str] | None = None) -> tuple[str, ...]:
     table = answer_types()["wh"]
     if unit is not None:
         return ("PERCENT",) if unit == "%" else ("MONEY",)
-    if focus and f"what_{focus}" in table and wh in ("what", "which"):
-        return tuple(table[f"what_{focus}"])
-    if focus and focus in focus_types:
-        return tuple(focus_types[focus])
+    for noun in [focus, *(modifiers or [])] if focus else []:
+        if f"what_{noun}" in table and wh in ("what", "which"):
+            return tuple(table[f"what_{noun}"])
+        if noun in focus_types:
+            return tuple(focus_types[noun])
     return tuple(table.get(wh, ()))
 
 
@@ -179,7 +203,8 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
     wh, wi = _wh(tokens)
     focus = _focus(tokens, wh, wi)
     unit = _unit(english, parsed)
-    expected = _expected(wh, focus, unit, focus_types or {})
+    expected = _expected(wh, focus, unit, focus_types or {}, _modifiers(tokens, focus))
+    role = _wh_role(tokens, wi, wh)
     lead = tokens[0].lemma if tokens else ""
     table = answer_types()
     desc = table["descriptive"]
@@ -203,4 +228,5 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
     return Question(text=text, english=english, lang=lang, wh=wh, focus=focus, expected=expected, unit=unit,
                     terms=terms, names=tuple(dict.fromkeys(names_found)), numbers=numbers,
                     descriptive=descriptive and not publication, summary_of=summary.group(1) if summary else None,
-                    publication=publication, wh_head=_wh_head(tokens, wi, focus), parsed=parsed)
+                    publication=publication, wh_head=_wh_head(tokens, wi, focus),
+                    wh_dep=role[0], wh_prep=role[1], parsed=parsed)
