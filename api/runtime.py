@@ -29,6 +29,7 @@ import anyio.to_thread
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
+from api.forkserver import fork_context
 from api.observability import TIMINGS_KEY
 from rag.config import Settings
 from rag.errors import QuestionError, RagError
@@ -37,7 +38,7 @@ from rag.types import Answer, Document, Filters, Turn
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from rag.assistant import Assistant
+    from rag.assistant import Assistant, LiveAssistant
 
 log = logging.getLogger("rag.api")
 
@@ -101,6 +102,14 @@ def document_text(assistant: Assistant, doc_id: str) -> str | None:
     return None if doc is None else doc.text
 
 
+def search_passages(assistant: Assistant, query: str, k: int, mode: str) -> tuple[str, list[dict[str, Any]]]:
+    """The generation searched and its ranked passages as the HTTP /search returns them."""
+    keys = ("rank", "doc_id", "title", "published", "chunk_id", "start", "end", "text", "score", "bm25_rank",
+            "dense_rank")
+    hits = [assistant.hit_dict(h) for h in assistant.search(query, k=k, mode=mode)]
+    return assistant.generation, [{key: h[key] for key in keys} for h in hits]
+
+
 # --- backends -----------------------------------------------------------------------------------------
 
 
@@ -124,12 +133,32 @@ class Backend(Protocol):
     async def run(self, func: Callable[..., Any], *args: Any) -> Any: ...
 
 
+def warm_up(assistant: Assistant) -> None:
+    """Answer one question, so the lazily initialised parts are ready before real questions come."""
+    try:
+        ask_assistant(assistant, WARM_UP_QUESTION, (), None, None)
+    except QuestionError:
+        pass
+
+
 class LocalBackend:
-    """An Assistant in this process; work runs in worker threads (abandoned, not killed, on timeout)."""
+    """An Assistant in this process; work runs in worker threads (abandoned, not killed, on timeout). Once
+    started it follows the live index generation (a new CURRENT is loaded in a background thread and
+    swapped in between requests)."""
 
     def __init__(self, assistant: Assistant) -> None:
-        self.assistant = assistant
-        self._catalog: dict[str, dict[str, Any]] | None = None
+        from rag.assistant import LiveAssistant
+
+        self.live: LiveAssistant = LiveAssistant(assistant, prepare=warm_up)
+        self._catalog: tuple[str, dict[str, dict[str, Any]]] | None = None
+
+    @property
+    def assistant(self) -> Assistant:
+        return self.live.current
+
+    def follow_generations(self) -> None:
+        """Begin following the index's CURRENT (every `generation_check_s` seconds)."""
+        self.live.watch(self.assistant.settings.generation_check_s)
 
     def readiness(self) -> Readiness:
         return Readiness(True)
@@ -138,14 +167,16 @@ class LocalBackend:
         return dict(self.assistant.info())
 
     def catalog(self) -> dict[str, dict[str, Any]]:
-        if self._catalog is None:
-            self._catalog = catalog_of(self.assistant)
-        return self._catalog
+        assistant = self.assistant
+        if self._catalog is None or self._catalog[0] != assistant.generation:
+            self._catalog = (assistant.generation, catalog_of(assistant))
+        return self._catalog[1]
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(partial(func, self.assistant, *args), abandon_on_cancel=True)
 
     async def close(self) -> None:
+        self.live.close()
         close = getattr(self.assistant, "close", None)
         if callable(close):
             close()
@@ -162,16 +193,15 @@ def _leave(code: int) -> NoReturn:
 
 def _answering_process(conn: Connection, settings_json: str) -> None:
     """An answering process: load the Assistant, say "ready", then run one call at a time until told to stop
-    (None) or the server goes away (EOF)."""
+    (None) or the server goes away (EOF). A new index generation is loaded in a background thread; the
+    process tells the server ("switched") when it answers from it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     try:
-        from rag.assistant import Assistant
+        from rag.assistant import Assistant, LiveAssistant
 
-        assistant = Assistant.open(Settings.model_validate_json(settings_json))
-        try:  # the first answer initialises lazily loaded parts: pay for it before saying "ready"
-            ask_assistant(assistant, WARM_UP_QUESTION, (), None, None)
-        except QuestionError:
-            pass
+        settings = Settings.model_validate_json(settings_json)
+        assistant = Assistant.open(settings)
+        warm_up(assistant)  # the first answer initialises lazily loaded parts: pay for it before "ready"
         conn.send(("ready", assistant.info(), catalog_of(assistant)))
     except Exception as exc:
         try:
@@ -179,18 +209,30 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
         except OSError:  # the server is gone already
             pass
         _leave(1)
+    live = LiveAssistant(assistant, prepare=warm_up)
+    del assistant
+    live.watch(settings.generation_check_s)
+    reported = live.generation
+    idle_s = settings.generation_check_s or None
     while True:
         try:
-            message = conn.recv()
+            message = conn.recv() if conn.poll(idle_s) else False
         except (EOFError, OSError):
             message = None
         if message is None:
             _leave(0)
+        current = live.current
+        if current.generation != reported:
+            conn.send(("switched", current.info(), catalog_of(current)))
+            reported = current.generation
+        if message is False:  # idle: only the check above
+            continue
         func, args = message
         try:
-            reply: tuple[str, Any] = ("done", func(assistant, *args))
+            reply: tuple[str, Any] = ("done", func(current, *args))
         except Exception as exc:
             reply = ("raised", exc)
+        del current
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result or exception
@@ -216,6 +258,8 @@ class _Worker:
     failure: str | None = None
     ever_ready: bool = False
     stuck: bool = False
+    info: dict[str, Any] = field(default_factory=dict)  # what it answers from (its index generation)
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class AnswerPool:
@@ -231,10 +275,10 @@ class AnswerPool:
         self.n = n
         self.restarts = 0
         self._settings_json = settings.model_dump_json()
-        self._context = multiprocessing.get_context("spawn")
+        self._context = fork_context()  # processes are forks of a server that preloaded their libraries
         self._workers: dict[int, _Worker] = {}
         self._queue: deque[_Job] = deque()
-        self._info: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}  # of the generation the latest process to load or switch answers from
         self._catalog: dict[str, dict[str, Any]] = {}
         self._failures: dict[int, int] = {}  # slot -> consecutive starts that never got ready
         self._last_failure: str | None = None
@@ -315,7 +359,13 @@ class AnswerPool:
         return Readiness(False, reason, answering, self.n)
 
     def info(self) -> dict[str, Any]:
-        return dict(self._info)
+        """What the processes answer from: the generation the latest process to load (or switch) has, with
+        `switching` while ready processes answer from different ones."""
+        info = dict(self._info)
+        served = {w.info.get("generation") for w in self._workers.values() if w.ready}
+        if len(served) > 1:
+            info["switching"] = True
+        return info
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         return self._catalog
@@ -367,9 +417,15 @@ class AnswerPool:
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "ready":
+        if kind in ("ready", "switched"):
+            worker.info, worker.catalog = message[1], message[2]
+            self._info, self._catalog = worker.info, worker.catalog  # the latest to load read CURRENT last
+            if kind == "switched":
+                log.info("answering process %d (pid %s) answers from index generation %s",
+                         worker.slot, worker.process.pid, worker.info.get("generation"))
+                self._dispatch()
+                return
             worker.ready = worker.ever_ready = True
-            self._info, self._catalog = message[1], message[2]
             self._failures[worker.slot] = 0
             self._last_failure = None
             log.info("answering process %d (pid %s) ready", worker.slot, worker.process.pid)
