@@ -5,6 +5,7 @@ they run and the spaCy pipeline. Nothing here starts a thread or opens a file an
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 
@@ -21,3 +22,5 @@ try:
     load_pipeline(Settings().spacy_pipeline)
 except Exception as exc:  # each answering process loads it again and reports the error itself
     logging.getLogger("rag.api").debug("fork server: spaCy pipeline not preloaded: %s", exc)
+
+gc.freeze()  # what is loaded so far is never collected: forks do not copy its pages to scan them

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
@@ -182,6 +183,14 @@ class LocalBackend:
             close()
 
 
+def _named_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names (rag.assistant.named_generation's read, without importing FAISS here)."""
+    try:
+        return (index_dir / "CURRENT").read_bytes().decode("utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _leave(code: int) -> NoReturn:
     """multiprocessing's own exit steps (they release its semaphores), then no interpreter teardown: threads
     of the model's libraries can hang it for tens of seconds, and an answering process has nothing to save."""
@@ -193,8 +202,8 @@ def _leave(code: int) -> NoReturn:
 
 def _answering_process(conn: Connection, settings_json: str) -> None:
     """An answering process: load the Assistant, say "ready", then run one call at a time until told to stop
-    (None) or the server goes away (EOF). A new index generation is loaded in a background thread; the
-    process tells the server ("switched") when it answers from it."""
+    (None) or the server goes away (EOF). Told "reload" (between calls), it opens the generation CURRENT
+    names if that moved, and says what it answers from ("switched")."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     try:
         from rag.assistant import Assistant, LiveAssistant
@@ -211,28 +220,22 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
         _leave(1)
     live = LiveAssistant(assistant, prepare=warm_up)
     del assistant
-    live.watch(settings.generation_check_s)
-    reported = live.generation
-    idle_s = settings.generation_check_s or None
     while True:
         try:
-            message = conn.recv() if conn.poll(idle_s) else False
+            message = conn.recv()
         except (EOFError, OSError):
             message = None
         if message is None:
             _leave(0)
-        current = live.current
-        if current.generation != reported:
-            conn.send(("switched", current.info(), catalog_of(current)))
-            reported = current.generation
-        if message is False:  # idle: only the check above
+        if message == "reload":  # here, not in a thread: a busy thread would starve a loader of the GIL
+            live.refresh()
+            conn.send(("switched", live.current.info(), catalog_of(live.current)))
             continue
         func, args = message
         try:
-            reply: tuple[str, Any] = ("done", func(current, *args))
+            reply: tuple[str, Any] = ("done", func(live.current, *args))
         except Exception as exc:
             reply = ("raised", exc)
-        del current
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result or exception
@@ -260,13 +263,16 @@ class _Worker:
     stuck: bool = False
     info: dict[str, Any] = field(default_factory=dict)  # what it answers from (its index generation)
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stale: bool = False  # CURRENT names another generation than the one it answers from
+    reloading: bool = False  # told to reload, not done yet: takes no call meanwhile
 
 
 class AnswerPool:
     """`n` answering processes, each with its own Assistant (compose is pure Python, so threads would share
     one core), supervised: a process that dies is replaced (after a back-off when it never got ready), the
     call it was running is retried once on another process, and one stuck past the request timeout is
-    killed. Calls go to idle processes one at a time, so load balances request by request."""
+    killed. Calls go to idle processes one at a time, so load balances request by request. When the index's
+    CURRENT moves, processes reload one at a time between calls while the others answer."""
 
     def __init__(self, settings: Settings, n: int) -> None:
         if n < 1:
@@ -287,6 +293,7 @@ class AnswerPool:
         self._running = False  # start() finished: from now on, a process that exits is replaced
         self._started = asyncio.Event()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._target: str | None = None  # the generation CURRENT named when last looked at
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -312,6 +319,7 @@ class AnswerPool:
             await self.close()
             raise
         self._running = True
+        self._follow_current()
         self._schedule_watchdog()
 
     async def close(self) -> None:
@@ -418,11 +426,16 @@ class AnswerPool:
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind in ("ready", "switched"):
+            previous = worker.info.get("generation")
             worker.info, worker.catalog = message[1], message[2]
             self._info, self._catalog = worker.info, worker.catalog  # the latest to load read CURRENT last
+            worker.stale = self._target is not None and worker.info.get("generation") != self._target
             if kind == "switched":
-                log.info("answering process %d (pid %s) answers from index generation %s",
-                         worker.slot, worker.process.pid, worker.info.get("generation"))
+                worker.reloading = False
+                worker.stale = False  # tried: a generation that would not load is not asked for again
+                if worker.info.get("generation") != previous:
+                    log.info("answering process %d (pid %s) answers from index generation %s",
+                             worker.slot, worker.process.pid, worker.info.get("generation"))
                 self._dispatch()
                 return
             worker.ready = worker.ever_ready = True
@@ -451,6 +464,7 @@ class AnswerPool:
             self._started.set()
             return
         job, worker.job = worker.job, None
+        worker.reloading = False
         if job is not None and not job.future.done():
             if job.retried or worker.stuck:
                 job.future.set_exception(Unavailable("the answering process stopped while answering; retry"))
@@ -480,9 +494,35 @@ class AnswerPool:
         """True when every slot's last start failed (so waiting for a process would be in vain for a while)."""
         return all(self._failures.get(slot, 0) > 0 for slot in range(self.n))
 
+    def _follow_current(self) -> None:
+        """Mark the processes whose generation is not the one CURRENT names now; they reload in turn."""
+        name = _named_generation(self.settings.index_dir)
+        if name is None or name == self._target:
+            return
+        self._target = name
+        for w in self._workers.values():
+            w.stale = w.ready and w.info.get("generation") != name
+        self._dispatch()
+
+    def _roll(self) -> None:
+        """Tell one idle stale process to reload, unless one is reloading already (the rest keep answering)."""
+        if any(w.reloading for w in self._workers.values()):
+            return
+        stale = next((w for w in self._workers.values() if w.ready and w.stale and w.job is None), None)
+        if stale is None:
+            return
+        try:
+            stale.conn.send("reload")
+        except (OSError, ValueError):  # it just died: its reader will report the exit
+            stale.ready = False
+            return
+        stale.reloading = True
+
     def _dispatch(self) -> None:
+        self._roll()
         while self._queue:
-            idle = next((w for w in self._workers.values() if w.ready and w.job is None), None)
+            idle = next((w for w in self._workers.values() if w.ready and w.job is None and not w.reloading),
+                        None)
             if idle is None:
                 return
             job = self._queue.popleft()
@@ -502,10 +542,12 @@ class AnswerPool:
 
     def _schedule_watchdog(self) -> None:
         assert self._loop is not None
-        self._watchdog = self._loop.call_later(1.0, self._watch)
+        check = self.settings.generation_check_s
+        self._watchdog = self._loop.call_later(min(1.0, check) if check > 0 else 1.0, self._watch)
 
     def _watch(self) -> None:
-        """Kill a process whose call has run well past the request timeout (its caller gave up long ago)."""
+        """Kill a process whose call has run well past the request timeout (its caller gave up long ago), and
+        look at CURRENT."""
         limit = self.settings.request_timeout_s + 5.0
         now = time.monotonic()
         for w in self._workers.values():
@@ -518,6 +560,8 @@ class AnswerPool:
                 except ProcessLookupError:
                     pass
         if not self._closing:
+            if self.settings.generation_check_s > 0:
+                self._follow_current()
             self._schedule_watchdog()
 
 
