@@ -58,7 +58,6 @@ from api.schemas import (
     StrictJSONRoute,
     ask_request_model,
 )
-from api.slack import mount_slack
 from rag.config import Settings
 
 if TYPE_CHECKING:
@@ -205,7 +204,11 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
     )
     if settings.trusted_proxies.strip():  # outermost: the client address is settled before anything reads it
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    state.extras["slack"] = mount_slack(app, state.require, settings)
+    state.extras["slack"] = False
+    if settings.slack_bot_token and settings.slack_signing_secret:  # slack_bolt is imported only then
+        from api.slack import mount_slack
+
+        state.extras["slack"] = mount_slack(app, state.require, settings)
 
     AskRequest = ask_request_model(settings)
 

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 import anyio.to_thread
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 
 from api.forkserver import fork_context
 from api.observability import TIMINGS_KEY
@@ -36,8 +34,11 @@ from rag.config import Settings
 from rag.errors import QuestionError, RagError
 from rag.types import Answer, Document, Filters, Turn
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # fastapi only for annotations: answering processes never import it
     from multiprocessing.connection import Connection
+
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
 
     from rag.assistant import Assistant, LiveAssistant
 
@@ -67,6 +68,8 @@ class Unavailable(Exception):
 
 def invalid(loc: Sequence[str | int], message: str, value: Any = None) -> RequestValidationError:
     """A 422 in the same shape as FastAPI's own validation errors, naming the field at `loc`."""
+    from fastapi.exceptions import RequestValidationError
+
     return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message, "input": value}])
 
 
