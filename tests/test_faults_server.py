@@ -353,9 +353,10 @@ def test_kill_9_of_an_answering_process(served: Served, question: str) -> None:
     assert body["status"] == "degraded" and body["answering"] == {"ready": 1, "total": 2}
     assert "1 of 2" in body["reason"]
     # A replacement is a fork of the preloaded fork server: it only opens the index and its ONNX session.
-    wait_until(lambda: fully_ready(served), REPLACEMENT_TARGET_S, 0.05, what="a replacement within 5 s")
+    wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.05, what="a replacement answering process")
     replaced_in = time.monotonic() - killed_at
     print(f"\nreplacement answering process ready {replaced_in:.2f} s after the kill -9")
+    assert replaced_in < REPLACEMENT_TARGET_S
     time.sleep(max(0.0, 5.0 - replaced_in))
     stop.set()
     for t in threads:
