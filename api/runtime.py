@@ -209,12 +209,17 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
     names if that moved, and says what it answers from ("switched")."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     try:
+        t0 = time.perf_counter()
         from rag.assistant import Assistant, LiveAssistant
 
         settings = Settings.model_validate_json(settings_json)
+        t1 = time.perf_counter()
         assistant = Assistant.open(settings)
+        t2 = time.perf_counter()
         warm_up(assistant)  # the first answer initialises lazily loaded parts: pay for it before "ready"
-        conn.send(("ready", assistant.info(), catalog_of(assistant)))
+        t3 = time.perf_counter()
+        took = {"imports": t1 - t0, "open": t2 - t1, "warm-up": t3 - t2}
+        conn.send(("ready", assistant.info(), catalog_of(assistant), took))
     except Exception as exc:
         try:
             conn.send(("failed", str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"))
@@ -264,6 +269,7 @@ class _Worker:
     failure: str | None = None
     ever_ready: bool = False
     stuck: bool = False
+    spawned: float = field(default_factory=time.monotonic)
     info: dict[str, Any] = field(default_factory=dict)  # what it answers from (its index generation)
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
     stale: bool = False  # CURRENT names another generation than the one it answers from
@@ -283,7 +289,8 @@ class AnswerPool:
         self.settings = settings
         self.n = n
         self.restarts = 0
-        self._settings_json = settings.model_dump_json()
+        # One model thread each: n processes already fill n cores, and idle ONNX Runtime threads spin.
+        self._settings_json = settings.with_overrides(threads=1).model_dump_json()
         self._context = fork_context()  # processes are forks of a server that preloaded their libraries
         self._workers: dict[int, _Worker] = {}
         self._queue: deque[_Job] = deque()
@@ -444,7 +451,10 @@ class AnswerPool:
             worker.ready = worker.ever_ready = True
             self._failures[worker.slot] = 0
             self._last_failure = None
-            log.info("answering process %d (pid %s) ready", worker.slot, worker.process.pid)
+            took = message[3] if len(message) > 3 else {}
+            log.info("answering process %d (pid %s) ready %.1f s after its start (%s)", worker.slot,
+                     worker.process.pid, time.monotonic() - worker.spawned,
+                     ", ".join(f"{k} {v:.2f} s" for k, v in took.items()))
             self._started.set()
         elif kind == "failed":
             worker.failure = message[1]
