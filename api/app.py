@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
@@ -45,18 +45,19 @@ from api.runtime import (
     document_text,
     invalid,
     run_timed,
+    search_passages,
 )
 from api.schemas import (
     ERROR_RESPONSES,
     AnswerOut,
     ErrorOut,
     HealthOut,
+    SearchOut,
     SourceOut,
     SourcesOut,
     StrictJSONRoute,
     ask_request_model,
 )
-from api.slack import mount_slack
 from rag.config import Settings
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ PUBLIC_PATHS = frozenset({
     "/slack/events",  # Slack cannot send our key; the Slack app verifies its own request signatures
 })
 PUBLIC_PREFIXES = ("/static/", "/static-offline-docs/")
+MAX_CONTEXT_CHARS = 100_000  # /sources/{doc_id}?context=: more is the whole text, asked for without a span
 _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                  404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                  429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
@@ -162,9 +164,11 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
 
             log.info("loading the model and index from %s ...", settings.index_dir)
             state.backend = LocalBackend(await anyio.to_thread.run_sync(Assistant.open, settings))
+        if isinstance(state.backend, LocalBackend):
+            state.backend.follow_generations()
         info = state.backend.info()
-        log.info("ready: %s documents, %s chunks, model %s, index built %s; Slack: %s",
-                 info.get("documents"), info.get("chunks"), info.get("model"), info.get("built_at"),
+        log.info("ready: %s documents, %s chunks, model %s, index generation %s; Slack: %s",
+                 info.get("documents"), info.get("chunks"), info.get("model"), info.get("generation"),
                  f"on (POST /slack/events, command {settings.slack_command})" if state.extras.get("slack")
                  else "off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable)")
         yield
@@ -200,7 +204,11 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
     )
     if settings.trusted_proxies.strip():  # outermost: the client address is settled before anything reads it
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    state.extras["slack"] = mount_slack(app, state.require, settings)
+    state.extras["slack"] = False
+    if settings.slack_bot_token and settings.slack_signing_secret:  # slack_bolt is imported only then
+        from api.slack import mount_slack
+
+        state.extras["slack"] = mount_slack(app, state.require, settings)
 
     AskRequest = ask_request_model(settings)
 
@@ -244,7 +252,9 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
              summary="A document's text and metadata; `start`/`end` mark a span", tags=["sources"])
     async def source(doc_id: str,
                      start: int | None = Query(None, ge=0, description="span start (character offset)"),
-                     end: int | None = Query(None, ge=0, description="span end (exclusive)")) -> Any:
+                     end: int | None = Query(None, ge=0, description="span end (exclusive)"),
+                     context: int = Query(0, ge=0, le=MAX_CONTEXT_CHARS,
+                                          description="with a span: characters of text either side")) -> Any:
         meta = state.require().catalog().get(doc_id)
         if meta is None:
             raise ApiError(404, f"unknown document id '{doc_id}'; GET /sources lists them", "not_found_error",
@@ -258,13 +268,24 @@ def create_app(assistant: "Assistant | None" = None, settings: Settings | None =
         if text is None:  # an answering process restarted onto another index generation
             raise ApiError(404, f"unknown document id '{doc_id}'", "not_found_error", param="doc_id",
                            code="unknown_document")
-        body = meta | {"text": text, "span": None}
         if start is None or end is None:
-            return body
+            return meta | {"text": text, "offset": 0, "span": None}
         if end > len(text):
             raise invalid(("query", "end"), f"end must be at most the text length {len(text)}", end)
-        body["span"] = {"start": start, "end": end, "text": text[start:end]}
-        return body
+        first, last = max(0, start - context), min(len(text), end + context)
+        return meta | {"text": text[first:last], "offset": first,
+                       "span": {"start": start, "end": end, "text": text[start:end]}}
+
+    @app.get("/search", response_model=SearchOut,
+             responses=ERROR_RESPONSES | {503: {"model": ErrorOut}, 504: {"model": ErrorOut}},
+             summary="Passages that match a query (words and meaning); no answer composed", tags=["sources"])
+    async def search(q: str = Query(min_length=1, max_length=settings.max_question_chars, description="the query"),
+                     k: int = Query(10, ge=1, le=settings.max_top_k, description="passages to return"),
+                     mode: Literal["hybrid", "bm25", "dense"] = Query("hybrid")) -> Any:
+        if not q.strip():
+            raise invalid(("query", "q"), "the query is empty", q)
+        generation, hits = await run_timed(state, search_passages, q, k, mode)
+        return {"query": q, "generation": generation, "hits": hits}
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["service"], response_class=Response,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: ERROR_RESPONSES[401]})

@@ -17,13 +17,17 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = serve_settings(args)
+    if settings.workers > 1:  # its imports and the spaCy load overlap with this process's own imports
+        from api.forkserver import start_fork_server
+
+        start_fork_server()
     import uvicorn
     import uvloop
 
     from api.app import create_app
     from api.server import raise_fd_limit, server_config
 
-    settings = serve_settings(args)
     raise_fd_limit()
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         log.warning("serving on %s without RAG_API_KEY: anyone who can reach this port can use the whole API",

@@ -22,22 +22,25 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 import anyio.to_thread
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 
+from api.forkserver import fork_context
 from api.observability import TIMINGS_KEY
 from rag.config import Settings
 from rag.errors import QuestionError, RagError
 from rag.types import Answer, Document, Filters, Turn
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # fastapi only for annotations: answering processes never import it
     from multiprocessing.connection import Connection
 
-    from rag.assistant import Assistant
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+
+    from rag.assistant import Assistant, LiveAssistant
 
 log = logging.getLogger("rag.api")
 
@@ -65,6 +68,8 @@ class Unavailable(Exception):
 
 def invalid(loc: Sequence[str | int], message: str, value: Any = None) -> RequestValidationError:
     """A 422 in the same shape as FastAPI's own validation errors, naming the field at `loc`."""
+    from fastapi.exceptions import RequestValidationError
+
     return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message, "input": value}])
 
 
@@ -101,6 +106,14 @@ def document_text(assistant: Assistant, doc_id: str) -> str | None:
     return None if doc is None else doc.text
 
 
+def search_passages(assistant: Assistant, query: str, k: int, mode: str) -> tuple[str, list[dict[str, Any]]]:
+    """The generation searched and its ranked passages as the HTTP /search returns them."""
+    keys = ("rank", "doc_id", "title", "published", "chunk_id", "start", "end", "text", "score", "bm25_rank",
+            "dense_rank")
+    hits = [assistant.hit_dict(h) for h in assistant.search(query, k=k, mode=mode)]
+    return assistant.generation, [{key: h[key] for key in keys} for h in hits]
+
+
 # --- backends -----------------------------------------------------------------------------------------
 
 
@@ -124,12 +137,32 @@ class Backend(Protocol):
     async def run(self, func: Callable[..., Any], *args: Any) -> Any: ...
 
 
+def warm_up(assistant: Assistant) -> None:
+    """Answer one question, so the lazily initialised parts are ready before real questions come."""
+    try:
+        ask_assistant(assistant, WARM_UP_QUESTION, (), None, None)
+    except QuestionError:
+        pass
+
+
 class LocalBackend:
-    """An Assistant in this process; work runs in worker threads (abandoned, not killed, on timeout)."""
+    """An Assistant in this process; work runs in worker threads (abandoned, not killed, on timeout). Once
+    started it follows the live index generation (a new CURRENT is loaded in a background thread and
+    swapped in between requests)."""
 
     def __init__(self, assistant: Assistant) -> None:
-        self.assistant = assistant
-        self._catalog: dict[str, dict[str, Any]] | None = None
+        from rag.assistant import LiveAssistant
+
+        self.live: LiveAssistant = LiveAssistant(assistant, prepare=warm_up)
+        self._catalog: tuple[str, dict[str, dict[str, Any]]] | None = None
+
+    @property
+    def assistant(self) -> Assistant:
+        return self.live.current
+
+    def follow_generations(self) -> None:
+        """Begin following the index's CURRENT (every `generation_check_s` seconds)."""
+        self.live.watch(self.assistant.settings.generation_check_s)
 
     def readiness(self) -> Readiness:
         return Readiness(True)
@@ -138,17 +171,27 @@ class LocalBackend:
         return dict(self.assistant.info())
 
     def catalog(self) -> dict[str, dict[str, Any]]:
-        if self._catalog is None:
-            self._catalog = catalog_of(self.assistant)
-        return self._catalog
+        assistant = self.assistant
+        if self._catalog is None or self._catalog[0] != assistant.generation:
+            self._catalog = (assistant.generation, catalog_of(assistant))
+        return self._catalog[1]
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(partial(func, self.assistant, *args), abandon_on_cancel=True)
 
     async def close(self) -> None:
+        self.live.close()
         close = getattr(self.assistant, "close", None)
         if callable(close):
             close()
+
+
+def _named_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names (rag.assistant.named_generation's read, without importing FAISS here)."""
+    try:
+        return (index_dir / "CURRENT").read_bytes().decode("utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _leave(code: int) -> NoReturn:
@@ -162,23 +205,29 @@ def _leave(code: int) -> NoReturn:
 
 def _answering_process(conn: Connection, settings_json: str) -> None:
     """An answering process: load the Assistant, say "ready", then run one call at a time until told to stop
-    (None) or the server goes away (EOF)."""
+    (None) or the server goes away (EOF). Told "reload" (between calls), it opens the generation CURRENT
+    names if that moved, and says what it answers from ("switched")."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     try:
-        from rag.assistant import Assistant
+        t0 = time.perf_counter()
+        from rag.assistant import Assistant, LiveAssistant
 
-        assistant = Assistant.open(Settings.model_validate_json(settings_json))
-        try:  # the first answer initialises lazily loaded parts: pay for it before saying "ready"
-            ask_assistant(assistant, WARM_UP_QUESTION, (), None, None)
-        except QuestionError:
-            pass
-        conn.send(("ready", assistant.info(), catalog_of(assistant)))
+        settings = Settings.model_validate_json(settings_json)
+        t1 = time.perf_counter()
+        assistant = Assistant.open(settings)
+        t2 = time.perf_counter()
+        warm_up(assistant)  # the first answer initialises lazily loaded parts: pay for it before "ready"
+        t3 = time.perf_counter()
+        took = {"imports": t1 - t0, "open": t2 - t1, "warm-up": t3 - t2}
+        conn.send(("ready", assistant.info(), catalog_of(assistant), took))
     except Exception as exc:
         try:
             conn.send(("failed", str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"))
         except OSError:  # the server is gone already
             pass
         _leave(1)
+    live = LiveAssistant(assistant, prepare=warm_up)
+    del assistant
     while True:
         try:
             message = conn.recv()
@@ -186,9 +235,13 @@ def _answering_process(conn: Connection, settings_json: str) -> None:
             message = None
         if message is None:
             _leave(0)
+        if message == "reload":  # here, not in a thread: a busy thread would starve a loader of the GIL
+            live.refresh()
+            conn.send(("switched", live.current.info(), catalog_of(live.current)))
+            continue
         func, args = message
         try:
-            reply: tuple[str, Any] = ("done", func(assistant, *args))
+            reply: tuple[str, Any] = ("done", func(live.current, *args))
         except Exception as exc:
             reply = ("raised", exc)
         try:
@@ -216,13 +269,19 @@ class _Worker:
     failure: str | None = None
     ever_ready: bool = False
     stuck: bool = False
+    spawned: float = field(default_factory=time.monotonic)
+    info: dict[str, Any] = field(default_factory=dict)  # what it answers from (its index generation)
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stale: bool = False  # CURRENT names another generation than the one it answers from
+    reloading: bool = False  # told to reload, not done yet: takes no call meanwhile
 
 
 class AnswerPool:
     """`n` answering processes, each with its own Assistant (compose is pure Python, so threads would share
     one core), supervised: a process that dies is replaced (after a back-off when it never got ready), the
     call it was running is retried once on another process, and one stuck past the request timeout is
-    killed. Calls go to idle processes one at a time, so load balances request by request."""
+    killed. Calls go to idle processes one at a time, so load balances request by request. When the index's
+    CURRENT moves, processes reload one at a time between calls while the others answer."""
 
     def __init__(self, settings: Settings, n: int) -> None:
         if n < 1:
@@ -230,11 +289,12 @@ class AnswerPool:
         self.settings = settings
         self.n = n
         self.restarts = 0
-        self._settings_json = settings.model_dump_json()
-        self._context = multiprocessing.get_context("spawn")
+        # One model thread each: n processes already fill n cores, and idle ONNX Runtime threads spin.
+        self._settings_json = settings.with_overrides(threads=1).model_dump_json()
+        self._context = fork_context()  # processes are forks of a server that preloaded their libraries
         self._workers: dict[int, _Worker] = {}
         self._queue: deque[_Job] = deque()
-        self._info: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}  # of the generation the latest process to load or switch answers from
         self._catalog: dict[str, dict[str, Any]] = {}
         self._failures: dict[int, int] = {}  # slot -> consecutive starts that never got ready
         self._last_failure: str | None = None
@@ -243,6 +303,7 @@ class AnswerPool:
         self._running = False  # start() finished: from now on, a process that exits is replaced
         self._started = asyncio.Event()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._target: str | None = None  # the generation CURRENT named when last looked at
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -268,6 +329,7 @@ class AnswerPool:
             await self.close()
             raise
         self._running = True
+        self._follow_current()
         self._schedule_watchdog()
 
     async def close(self) -> None:
@@ -315,7 +377,13 @@ class AnswerPool:
         return Readiness(False, reason, answering, self.n)
 
     def info(self) -> dict[str, Any]:
-        return dict(self._info)
+        """What the processes answer from: the generation the latest process to load (or switch) has, with
+        `switching` while ready processes answer from different ones."""
+        info = dict(self._info)
+        served = {w.info.get("generation") for w in self._workers.values() if w.ready}
+        if len(served) > 1:
+            info["switching"] = True
+        return info
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         return self._catalog
@@ -367,12 +435,26 @@ class AnswerPool:
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "ready":
+        if kind in ("ready", "switched"):
+            previous = worker.info.get("generation")
+            worker.info, worker.catalog = message[1], message[2]
+            self._info, self._catalog = worker.info, worker.catalog  # the latest to load read CURRENT last
+            worker.stale = self._target is not None and worker.info.get("generation") != self._target
+            if kind == "switched":
+                worker.reloading = False
+                worker.stale = False  # tried: a generation that would not load is not asked for again
+                if worker.info.get("generation") != previous:
+                    log.info("answering process %d (pid %s) answers from index generation %s",
+                             worker.slot, worker.process.pid, worker.info.get("generation"))
+                self._dispatch()
+                return
             worker.ready = worker.ever_ready = True
-            self._info, self._catalog = message[1], message[2]
             self._failures[worker.slot] = 0
             self._last_failure = None
-            log.info("answering process %d (pid %s) ready", worker.slot, worker.process.pid)
+            took = message[3] if len(message) > 3 else {}
+            log.info("answering process %d (pid %s) ready %.1f s after its start (%s)", worker.slot,
+                     worker.process.pid, time.monotonic() - worker.spawned,
+                     ", ".join(f"{k} {v:.2f} s" for k, v in took.items()))
             self._started.set()
         elif kind == "failed":
             worker.failure = message[1]
@@ -395,6 +477,7 @@ class AnswerPool:
             self._started.set()
             return
         job, worker.job = worker.job, None
+        worker.reloading = False
         if job is not None and not job.future.done():
             if job.retried or worker.stuck:
                 job.future.set_exception(Unavailable("the answering process stopped while answering; retry"))
@@ -424,9 +507,35 @@ class AnswerPool:
         """True when every slot's last start failed (so waiting for a process would be in vain for a while)."""
         return all(self._failures.get(slot, 0) > 0 for slot in range(self.n))
 
+    def _follow_current(self) -> None:
+        """Mark the processes whose generation is not the one CURRENT names now; they reload in turn."""
+        name = _named_generation(self.settings.index_dir)
+        if name is None or name == self._target:
+            return
+        self._target = name
+        for w in self._workers.values():
+            w.stale = w.ready and w.info.get("generation") != name
+        self._dispatch()
+
+    def _roll(self) -> None:
+        """Tell one idle stale process to reload, unless one is reloading already (the rest keep answering)."""
+        if any(w.reloading for w in self._workers.values()):
+            return
+        stale = next((w for w in self._workers.values() if w.ready and w.stale and w.job is None), None)
+        if stale is None:
+            return
+        try:
+            stale.conn.send("reload")
+        except (OSError, ValueError):  # it just died: its reader will report the exit
+            stale.ready = False
+            return
+        stale.reloading = True
+
     def _dispatch(self) -> None:
+        self._roll()
         while self._queue:
-            idle = next((w for w in self._workers.values() if w.ready and w.job is None), None)
+            idle = next((w for w in self._workers.values() if w.ready and w.job is None and not w.reloading),
+                        None)
             if idle is None:
                 return
             job = self._queue.popleft()
@@ -446,10 +555,12 @@ class AnswerPool:
 
     def _schedule_watchdog(self) -> None:
         assert self._loop is not None
-        self._watchdog = self._loop.call_later(1.0, self._watch)
+        check = self.settings.generation_check_s
+        self._watchdog = self._loop.call_later(min(1.0, check) if check > 0 else 1.0, self._watch)
 
     def _watch(self) -> None:
-        """Kill a process whose call has run well past the request timeout (its caller gave up long ago)."""
+        """Kill a process whose call has run well past the request timeout (its caller gave up long ago), and
+        look at CURRENT."""
         limit = self.settings.request_timeout_s + 5.0
         now = time.monotonic()
         for w in self._workers.values():
@@ -462,6 +573,8 @@ class AnswerPool:
                 except ProcessLookupError:
                     pass
         if not self._closing:
+            if self.settings.generation_check_s > 0:
+                self._follow_current()
             self._schedule_watchdog()
 
 

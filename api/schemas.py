@@ -181,7 +181,9 @@ class HealthOut(BaseModel):
     reason: str | None = Field(None, description="why the service is not ready, when it is not")
     answering: AnsweringOut | None = None
     model: str | None = None
-    documents: int | None = None
+    generation: str | None = Field(None, description="the index generation answers come from (a gen-* folder)")
+    switching: bool | None = Field(None, description="true while answering processes move to a new generation")
+    documents: int | None = Field(None, description="documents in that generation")
     chunks: int | None = None
     built_at: str | None = None
     version: str | None = None
@@ -210,8 +212,30 @@ class SpanOut(BaseModel):
 
 
 class SourceOut(SourceMetaOut):
-    text: str
+    text: str = Field(description="the whole text, or with start/end the span and `context` characters "
+                                  "either side")
+    offset: int = Field(0, description="where `text` starts in the document (0 for the whole text)")
     span: SpanOut | None = Field(None, description="the marked range when start/end were given")
+
+
+class SearchHitOut(BaseModel):
+    rank: int
+    doc_id: str
+    title: str
+    published: str | None
+    chunk_id: str
+    start: int
+    end: int
+    text: str = Field(description="the passage, verbatim: the document's text between start and end")
+    score: float = Field(description="fused rank score (only its order means something)")
+    bm25_rank: int | None
+    dense_rank: int | None
+
+
+class SearchOut(BaseModel):
+    query: str
+    generation: str | None
+    hits: list[SearchHitOut]
 
 
 class ErrorDetail(BaseModel):

@@ -559,7 +559,9 @@ async def serve_socket_mode(assistant: Assistant, settings: Settings, stop: asyn
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     token = _check_socket_mode(settings)
-    bot = SlackBot(LocalBackend(assistant), settings, socket_mode=True)
+    backend = LocalBackend(assistant)
+    backend.follow_generations()
+    bot = SlackBot(backend, settings, socket_mode=True)
     handler = AsyncSocketModeHandler(bot.app, token)  # apps.connections.open goes through bot.client
     await handler.connect_async()
     log.info("slack: connected over Socket Mode")
@@ -567,6 +569,7 @@ async def serve_socket_mode(assistant: Assistant, settings: Settings, stop: asyn
         await (stop or asyncio.Event()).wait()
     finally:
         await handler.close_async()
+        await backend.close()
 
 
 def run_socket_mode(assistant: Assistant, settings: Settings) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from rag.composer import Composer
 from rag.config import Settings
 from rag.embedding import Embedder, get_embedder
-from rag.errors import QuestionError
-from rag.index import IndexStore, check_compatible
+from rag.errors import QuestionError, RagError
+from rag.index import CURRENT, IndexStore, check_compatible
 from rag.retrieval import Retriever
 from rag.types import Answer, Filters, Hit, Turn
 
@@ -76,10 +79,16 @@ class Assistant:
     def documents(self):
         return self.store.documents
 
+    @property
+    def generation(self) -> str:
+        """The index generation this Assistant answers from (the `gen-*` folder CURRENT named)."""
+        return self.store.generation
+
     def info(self) -> dict[str, Any]:
         m = self.store.manifest
-        return {"status": "ok", "model": m["model"], "documents": m["counts"]["documents"],
-                "chunks": m["counts"]["chunks"], "built_at": m["built_at"], "version": VERSION}
+        return {"status": "ok", "model": m["model"], "generation": self.generation,
+                "documents": m["counts"]["documents"], "chunks": m["counts"]["chunks"],
+                "built_at": m["built_at"], "version": VERSION}
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid") -> list[Hit]:
         return self.retriever.search(query, k=k, filters=filters, mode=mode)
@@ -111,3 +120,85 @@ class Assistant:
                 "title": doc.meta.title, "published": doc.meta.published, "start": hit.chunk.start,
                 "end": hit.chunk.end, "text": hit.chunk.text, "dense_rank": hit.dense_rank,
                 "dense_score": hit.dense_score, "bm25_rank": hit.bm25_rank, "bm25_score": hit.bm25_score}
+
+
+def named_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names, read without checking it (None when unreadable): cheap enough to ask
+    every second."""
+    try:
+        return (index_dir / CURRENT).read_bytes().decode("utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class LiveAssistant:
+    """The Assistant of the live generation. `refresh()` opens the generation CURRENT names when it moved
+    (with the same model and spaCy pipeline) and swaps it in whole, so every request sees one generation from
+    start to end and none fails; the old one is freed when its last request is done. `watch()` refreshes in a
+    background thread, so requests keep being answered while a new generation loads."""
+
+    RETRY_FAILED_S = 30.0  # a generation that would not load is tried again after this (or when CURRENT moves)
+
+    def __init__(self, assistant: Assistant, prepare: Callable[[Assistant], None] | None = None) -> None:
+        self._assistant = assistant
+        self._prepare = prepare  # run on a newly opened Assistant before it answers (e.g. a warm-up question)
+        self._lock = threading.Lock()  # one load at a time
+        self._failed: tuple[str, float] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> Assistant:
+        return self._assistant
+
+    @property
+    def generation(self) -> str:
+        return self._assistant.generation
+
+    def refresh(self) -> bool:
+        """Switch to the generation CURRENT names if it is another one; True when switched. A generation that
+        fails to load is logged and the current one kept."""
+        old = self._assistant
+        name = named_generation(old.settings.index_dir)
+        if name is None or name == old.generation:
+            return False
+        if self._failed and self._failed[0] == name and time.monotonic() - self._failed[1] < self.RETRY_FAILED_S:
+            return False
+        if not self._lock.acquire(blocking=False):  # another thread is loading it
+            return False
+        try:
+            new = Assistant.open(old.settings, embedder=old.embedder)
+            if self._prepare is not None:
+                self._prepare(new)
+        except (RagError, OSError) as exc:
+            self._failed = (name, time.monotonic())
+            log.warning("index generation %s cannot be loaded (%s); still answering from %s", name, exc,
+                        old.generation)
+            return False
+        finally:
+            self._lock.release()
+        self._assistant = new
+        self._failed = None
+        log.info("index generation %s is live (%d documents; was %s)", new.generation, len(new.documents),
+                 old.generation)
+        del old
+        gc.collect()  # the old generation's arrays go now, not at some later collection
+        return True
+
+    def watch(self, interval_s: float) -> None:
+        """Refresh every `interval_s` seconds in a daemon thread until `close()` (0: never)."""
+        if interval_s <= 0 or self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except Exception:  # never let the watcher die: the next round tries again
+                    log.exception("checking for a new index generation failed")
+
+        self._thread = threading.Thread(target=loop, name="rag-generation-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -273,12 +273,12 @@ class Answers:
         return self._local().ask(question, history, top_k, explain)
 
 
-def _built_at(index_dir: Path) -> str | None:
-    """When the live generation of an index was built (CURRENT -> gen-*/manifest.json, see rag/index.py),
-    read without loading the index."""
+def _live_generation(index_dir: Path) -> tuple[str, str | None] | None:
+    """The live generation of an index and when it was built (CURRENT -> gen-*/manifest.json, see
+    rag/index.py), read without loading the index."""
     try:
         gen = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-        return json.loads((index_dir / gen / "manifest.json").read_text(encoding="utf-8")).get("built_at")
+        return gen, json.loads((index_dir / gen / "manifest.json").read_text(encoding="utf-8")).get("built_at")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -297,10 +297,14 @@ def local_server(settings: Settings) -> str | None:
         return None
     if not isinstance(health, dict) or health.get("status") != "ok" or "built_at" not in health:
         return None
-    built = _built_at(settings.index_dir)
-    if built is not None and health["built_at"] != built:
-        log.debug("the server at %s serves another index (built %s, ours %s)", url, health["built_at"], built)
-        return None
+    ours = _live_generation(settings.index_dir)
+    if ours is not None:
+        gen, built = ours
+        same = health["generation"] == gen if health.get("generation") else health["built_at"] == built
+        if not same:
+            log.debug("the server at %s serves another index (%s, ours %s)", url,
+                      health.get("generation") or health["built_at"], gen)
+            return None
     return url
 
 
@@ -559,7 +563,14 @@ def add_answer_commands(sub: argparse._SubParsersAction) -> None:
     add_common(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on a command line (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `rag` parser. Given the command about to run, only that command's plugin is imported (a built-in
+    imports none): `rag ask` need not load the evaluation or serving code to start."""
     parser = argparse.ArgumentParser(prog="rag", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rag {package_version()}")
@@ -604,7 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
 
     add_answer_commands(sub)
-    for ep in entry_points(group="rag.commands"):
+    if command in sub.choices:  # a built-in command
+        return parser
+    plugins = list(entry_points(group="rag.commands"))
+    for ep in [ep for ep in plugins if ep.name == command] or plugins:  # else all, for help or an unknown word
         register: Callable[[argparse._SubParsersAction], None] = ep.load()
         register(sub)
     return parser
@@ -620,7 +634,7 @@ class _CliFormatter(logging.Formatter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(command_of(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

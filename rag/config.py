@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     keep_generations: int = Field(2, ge=1)  # generations kept on disk (the live one included) for rollback
     max_document_bytes: int = Field(5_000_000, ge=1)  # larger files (and BEIR lines) are refused
     verify_checksums: bool = True  # check every file of a generation against its manifest checksum on load
+    generation_check_s: float = Field(1.0, ge=0)  # how often a loaded index looks for a new CURRENT; 0 = never
 
     # Retrieval
     top_k: int = 8

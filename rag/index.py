@@ -236,6 +236,7 @@ class IndexData:
     faiss: faiss.Index | None = None  # built from chunk_vectors when written
     lexical: Lexical | None = None  # built from the chunks' text when written
     extra: dict[str, Any] = field(default_factory=dict)  # artifacts without a field of their own, by attr
+    generation: str = ""  # the folder it was read from (set by load_generation)
 
     def get(self, attr: str) -> Any:
         """An artifact's value: its field, or its entry in `extra` (None when absent)."""
@@ -454,6 +455,7 @@ def load_generation(gen: Path, *, with_bm25: bool = True, verify_checksums: bool
         data = IndexData(**{k: v for k, v in fields.items() if k in _FIELDS},
                          extra={k: v for k, v in fields.items() if k not in _FIELDS})
         _cross_check(gen, data, [a for a in artifacts if data.get(a.attr) is not None])
+        data.generation = gen.name
     except BadIndexError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, IndexError) as exc:
@@ -693,6 +695,7 @@ class IndexStore:
     def __init__(self, index_dir: Path, settings: Settings) -> None:
         data = load_data(index_dir, verify_checksums=settings.verify_checksums)
         self.index_dir = index_dir
+        self.generation = data.generation  # what `current_generation` named when it was read
         self.manifest = data.manifest
         self.documents = data.documents
         self.chunks = data.chunks

@@ -66,6 +66,7 @@ def test_health_reports_what_is_loaded(client: httpx.Client, seed_assistant: Ass
     assert body["documents"] == len(seed_assistant.documents) > 0
     assert body["chunks"] >= body["documents"]
     assert body["model"] and body["built_at"] and body["version"]
+    assert body["generation"] == seed_assistant.generation and body["generation"].startswith("gen-")
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
 
 
@@ -81,7 +82,7 @@ def test_ask_returns_the_answer_contract(client: httpx.Client, seed_assistant: A
     assert body["answerable"] and body["citations"]
     for c in body["citations"]:  # every quote is verbatim at its offsets, as served by /sources
         src = client.get(f"/sources/{c['doc_id']}", params={"start": c["start"], "end": c["end"]}).json()
-        assert src["span"]["text"] == c["quote"] == src["text"][c["start"]:c["end"]]
+        assert src["span"]["text"] == c["quote"] == src["text"] and src["offset"] == c["start"]
         assert c["title"] == src["title"] and c["publisher"] == src["publisher"]
 
 
@@ -127,10 +128,17 @@ def test_sources_list_and_document(client: httpx.Client, seed_assistant: Assista
     doc_id, doc = next(iter(seed_assistant.documents.items()))
     assert listed[doc_id]["title"] == doc.meta.title and listed[doc_id]["chars"] == len(doc.text)
     full = client.get(f"/sources/{doc_id}").json()
-    assert full["text"] == doc.text and full["span"] is None
+    assert full["text"] == doc.text and full["span"] is None and full["offset"] == 0
     assert full["published"] == doc.meta.published and full["publisher"] == doc.meta.publisher
-    marked = client.get(f"/sources/{doc_id}", params={"start": 5, "end": 25}).json()
-    assert marked["span"] == {"start": 5, "end": 25, "text": doc.text[5:25]}
+    # A span serves the span (issue 10 point 7), with `context` characters either side when asked.
+    assert len(doc.text) > 200
+    marked = client.get(f"/sources/{doc_id}", params={"start": 50, "end": 70}).json()
+    assert marked["span"] == {"start": 50, "end": 70, "text": doc.text[50:70]}
+    assert marked["text"] == doc.text[50:70] and marked["offset"] == 50 and marked["chars"] == len(doc.text)
+    around = client.get(f"/sources/{doc_id}", params={"start": 50, "end": 70, "context": 30}).json()
+    assert around["text"] == doc.text[20:100] and around["offset"] == 20
+    edge = client.get(f"/sources/{doc_id}", params={"start": 5, "end": len(doc.text), "context": 30}).json()
+    assert edge["text"] == doc.text and edge["offset"] == 0
 
 
 def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None:
@@ -141,6 +149,30 @@ def test_sources_errors(client: httpx.Client, seed_assistant: Assistant) -> None
     assert_error(client.get(f"/sources/{doc_id}", params={"start": 3}), 422, "end")
     assert_error(client.get(f"/sources/{doc_id}", params={"start": -1, "end": 3}), 422, "start")
     assert_error(client.get(f"/sources/{doc_id}", params={"start": "x", "end": 3}), 422, "start")
+    assert_error(client.get(f"/sources/{doc_id}", params={"start": 1, "end": 3, "context": -1}), 422, "context")
+
+
+def test_search_returns_ranked_passages(client: httpx.Client, seed_assistant: Assistant) -> None:
+    """GET /search is the library's hybrid search: the same passages in the same order, each verbatim."""
+    doc = next(iter(seed_assistant.documents.values()))
+    query = doc.meta.title
+    r = client.get("/search", params={"q": query, "k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = seed_assistant.search(query, k=4)
+    assert body["generation"] == seed_assistant.generation and body["query"] == query
+    assert [h["chunk_id"] for h in body["hits"]] == [h.chunk.chunk_id for h in expected]
+    assert [h["rank"] for h in body["hits"]] == list(range(1, len(expected) + 1))
+    for h in body["hits"]:
+        assert h["text"] == seed_assistant.documents[h["doc_id"]].text[h["start"]:h["end"]]
+    bm25 = client.get("/search", params={"q": query, "k": 2, "mode": "bm25"}).json()
+    assert [h["chunk_id"] for h in bm25["hits"]] == [h.chunk.chunk_id for h in seed_assistant.search(query, 2, mode="bm25")]
+    assert all(h["dense_rank"] is None for h in bm25["hits"])
+    assert_error(client.get("/search", params={"q": "x", "k": 0}), 422, "k")
+    assert_error(client.get("/search", params={"q": "x", "k": 51}), 422, "k")
+    assert_error(client.get("/search", params={"q": "   "}), 422, "q")
+    assert_error(client.get("/search", params={"q": "x", "mode": "magic"}), 422, "mode")
+    assert_error(client.get("/search"), 422, "q")
 
 
 # --- bad input --------------------------------------------------------------------------------------

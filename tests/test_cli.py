@@ -17,7 +17,7 @@ from http_helpers import running_server, without_timings
 
 from api.app import create_app
 from rag.assistant import Assistant
-from rag.cli import format_confidence, highlight, main, print_answer
+from rag.cli import build_parser, command_of, format_confidence, highlight, main, print_answer
 from rag.config import Settings
 from rag.types import Answer, Turn
 
@@ -187,3 +187,18 @@ def test_long_chat_through_the_server_keeps_within_its_history_limit(seed_assist
     assert f"answering through {url}" in done.stderr
     assert "error:" not in done.stdout and done.stdout.count(f"> {QUESTION}") == 30
     assert done.stdout.count(seed_assistant.ask(QUESTION).answer) == 30
+
+
+def _commands(parser) -> set[str]:
+    return set(next(a for a in parser._actions if a.dest == "command").choices)
+
+
+def test_only_the_command_that_runs_has_its_plugin_loaded() -> None:
+    """`rag ask` builds no serving or evaluation commands (their imports cost start-up); help lists all."""
+    assert command_of(["-v", "ask", "How much?"]) == "ask" and command_of(["--version"]) is None
+    builtins = {"ingest", "remove", "doctor", "search", "ask", "chat", "sources"}
+    assert _commands(build_parser("ask")) == builtins
+    assert _commands(build_parser("serve")) == builtins | {"serve"}
+    everything = _commands(build_parser(None))
+    assert builtins | {"serve", "slack", "eval", "eval-retrieval", "eval-qa"} <= everything
+    assert _commands(build_parser("no-such-command")) == everything  # argparse then lists every choice

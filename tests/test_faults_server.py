@@ -31,6 +31,7 @@ BODY_TIMEOUT_S = 2
 MAX_CONNECTIONS = 200
 STARTUP_TIMEOUT_S = 300  # two processes loading a model each, on two cores shared with other work
 REPLACEMENT_TIMEOUT_S = 240
+REPLACEMENT_TARGET_S = 5.0  # issue 10's target, printed beside the measured time (bench/startup.py holds it)
 
 
 @dataclass
@@ -41,20 +42,26 @@ class Served:
     log: Path
 
     def answering_pids(self) -> list[int]:
-        """The answering processes: children of the server started by multiprocessing's spawn."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        pids = []
-        for pid in map(int, children):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except FileNotFoundError:
-                continue
-            if b"spawn_main" in cmdline:
-                pids.append(pid)
-        return sorted(pids)
+        """The answering processes: children of the fork server, itself a child of the HTTP process."""
+        return sorted(pid for server in children(self.process.pid) if b"forkserver" in cmdline(server)
+                      for pid in children(server))
 
     def health(self) -> httpx.Response:
         return httpx.get(f"{self.url}/health", timeout=5)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def free_port() -> int:
@@ -345,7 +352,13 @@ def test_kill_9_of_an_answering_process(served: Served, question: str) -> None:
     body = health.json()
     assert body["status"] == "degraded" and body["answering"] == {"ready": 1, "total": 2}
     assert "1 of 2" in body["reason"]
-    time.sleep(5.0)
+    # A replacement is a fork of the preloaded fork server: it only opens the index and its ONNX session.
+    wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.05, what="a replacement answering process")
+    replaced_in = time.monotonic() - killed_at
+    # The 5 s target is bench/startup.py's figure (about 1 s of CPU: the wall time follows the machine's load).
+    print(f"\nreplacement answering process ready {replaced_in:.2f} s after the kill -9 "
+          f"(target {REPLACEMENT_TARGET_S:g} s, load average {os.getloadavg()[0]:.1f})")
+    time.sleep(max(0.0, 5.0 - replaced_in))
     stop.set()
     for t in threads:
         t.join(60)
@@ -355,7 +368,6 @@ def test_kill_9_of_an_answering_process(served: Served, question: str) -> None:
     assert all(first in (0, 200, 503) for _, first, _ in results)  # never a 500
     first_ok = min(t for t, _, final in after_kill if final == 200)
     assert first_ok - killed_at < 5.0
-    wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.5, what="a replacement answering process")
     after = served.answering_pids()
     assert len(after) == 2 and before[0] not in after and before[1] in after
     assert ask_retrying_once(served.url, question) == (200, 200)

@@ -757,18 +757,20 @@ async function openSource(citation, button = null) {
   $("source-text").replaceChildren();
   if (smallScreen()) $("source-close").focus({ preventScroll: true });
   try {
-    const hasSpan = Number.isInteger(citation.start) && Number.isInteger(citation.end);
-    const params = hasSpan ? `?${new URLSearchParams({ start: citation.start, end: citation.end })}` : "";
-    const doc = await api(`/sources/${encodeURIComponent(citation.doc_id)}${params}`);
+    // The whole text (asked for without a span), the quoted range marked here.
+    const doc = await api(`/sources/${encodeURIComponent(citation.doc_id)}`);
     $("source-title").textContent = doc.title;
     $("source-meta").textContent =
       [doc.publisher || t(lang, "publisherUnknown"), doc.published || t(lang, "dateUnknown")].join(" · ");
-    if (!doc.span) {
+    const { start, end } = citation;
+    const hasSpan = Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= doc.text.length;
+    if (!hasSpan) {
       $("source-text").replaceChildren(document.createTextNode(doc.text));
       $("source-text").scrollTop = 0;
       return;
     }
-    const quote = doc.text.slice(doc.span.start, doc.span.end);
+    doc.span = { start, end };
+    const quote = doc.text.slice(start, end);
     const mark = el("mark", { id: "highlight", "data-n": String(citation.n) });
     const figures = citation.highlights || [];
     let last = 0;
