@@ -9,6 +9,8 @@ WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Compiled modules are kept (a machine-wide PYTHONDONTWRITEBYTECODE would recompile every module each start).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test setup setup-test browser lint index eval-report bench bench-beir bench-qa clean
 

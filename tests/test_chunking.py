@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -167,13 +166,11 @@ def test_settings_are_validated() -> None:
 
 
 @pytest.mark.skipif(not SCIFACT.exists(), reason="BEIR SciFact corpus not available")
-def test_scifact_chunks_fast() -> None:
+def test_scifact_chunks_are_verbatim_spans() -> None:
+    """Real abstracts chunk into verbatim spans (the chunking rate is a bench figure: bench/ingest.py)."""
     docs = list(read_beir(SCIFACT))[:1500]
     chunker = Chunker(Settings())
-    t = time.perf_counter()
     chunks = [c for d in docs for c in chunker.chunk(d)]
-    rate = len(docs) / (time.perf_counter() - t)
-    assert rate > 300, f"{rate:.0f} docs/s"
     assert len(chunks) >= len(docs)
     by_id = {d.doc_id: d for d in docs}
     assert all(by_id[c.doc_id].text[c.start:c.end] == c.text for c in chunks)
