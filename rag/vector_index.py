@@ -153,11 +153,13 @@ def build_ivfpq(vectors: np.ndarray, settings: Settings) -> list[faiss.Index]:
     """IVF-PQ trained on a seeded sample, then filled shard by shard (row ids are global)."""
     n, dim = vectors.shape
     faiss.omp_set_num_threads(settings.threads)
-    nlist = settings.ivf_nlist or auto_nlist(n)
     if dim % settings.ivf_pq_m:
         raise ValueError(f"RAG_IVF_PQ_M={settings.ivf_pq_m} must divide the vector dimension {dim}")
-    trained = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, settings.ivf_pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+    nlist = min(settings.ivf_nlist or auto_nlist(n), n)
     size = min(n, max(settings.ivf_train_size, 40 * nlist))
+    nbits = max(1, min(8, int(math.log2(size))))  # a PQ codebook needs more training points than codes
+    trained = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, settings.ivf_pq_m, nbits,
+                               faiss.METRIC_INNER_PRODUCT)
     sample = np.sort(np.random.default_rng(0).choice(n, size, replace=False))
     trained.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
     shards = []
