@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -281,15 +282,20 @@ def serve(index_dir: Path, workers: int, timeout_s: float = 1800) -> Iterator[tu
 
 
 def memory(proc: subprocess.Popen) -> dict[int, dict[str, float]]:
-    """Per answering process (the server's Python children): resident, anonymous and file-backed MiB."""
+    """Per answering process: resident, anonymous and file-backed MiB. Answering processes are spawned
+    (`spawn_main`) or forks of multiprocessing's fork server (children of the fork server process)."""
     out = {}
+    cmds: dict[int, bytes] = {}
     for pid in descendants(proc.pid):
+        with contextlib.suppress(OSError):
+            cmds[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
+    for pid, cmd in cmds.items():
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
-        if b"spawn_main" not in cmd:
+        if b"spawn_main" not in cmd and not (b"forkserver" in cmd and b"forkserver" in cmds.get(ppid, b"")):
             continue
         fields = {k: int(v.split()[0]) / 1024 for k, v in (ln.split(":", 1) for ln in status.splitlines())
                   if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
