@@ -45,7 +45,15 @@ class Settings(BaseSettings):
     annotate_batch_size: int = 64
 
     # Index
-    approx_threshold: int = 200_000  # above this many vectors, an HNSW index replaces exact search
+    approx_threshold: int = 200_000  # above this many chunks, an approximate on-disk index replaces exact search
+    approx_index: str = Field("ivfpq", pattern="^(ivfpq|hnsw)$")  # the approximate kind (rag/vector_index.py)
+    ivf_nlist: int = Field(0, ge=0)  # IVF lists; 0: the power of two nearest 2*sqrt(chunks)
+    ivf_pq_m: int = Field(48, ge=1)  # PQ sub-quantizers (bytes a vector); must divide the dimension
+    ivf_nprobe: int = Field(16, ge=1)  # lists scanned a query
+    ivf_refine: int = Field(200, ge=1)  # PQ candidates re-ranked by exact inner product (at least k)
+    ivf_train_size: int = Field(100_000, ge=1)  # training sample (at least 40 a list)
+    vector_shard_rows: int = Field(500_000, ge=1)  # rows per IVF-PQ shard file
+    exact_filter_rows: int = Field(50_000, ge=0)  # a filter allowing fewer rows is searched exactly
     faiss_query_threads: int = 1  # OpenMP threads per query; more only spin against concurrent requests
     hnsw_m: int = 32
     hnsw_ef_search: int = 128

@@ -30,6 +30,10 @@ from rag.config import Settings
 from rag.errors import BadIndexError, CorruptIndexError, DiskFullError, RagError
 from rag.lexical import Lexical
 from rag.types import Chunk, DocMeta, Document, Span
+from rag.vector_index import SHARD_DIR, SearchParams, VectorIndex, build_faiss, load_shards, load_single
+from rag.vector_index import build as build_vector_index
+
+__all__ = ["build_faiss"]  # re-exported for bench/search.py
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -207,21 +211,6 @@ def check_compatible(manifest: dict[str, Any], model: str, dim: int, index_dir: 
             f"or run with --model {manifest['model']}")
 
 
-def build_faiss(vectors: np.ndarray, settings: Settings) -> faiss.Index:
-    """Exact inner product, or HNSW once the collection passes settings.approx_threshold vectors."""
-    dim = vectors.shape[1]
-    faiss.omp_set_num_threads(settings.threads)
-    if len(vectors) > settings.approx_threshold:
-        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.hnsw.efSearch = settings.hnsw_ef_search
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
 @dataclass
 class IndexData:
     """Everything a generation holds, in memory: what ingest writes and IndexStore reads."""
@@ -233,7 +222,7 @@ class IndexData:
     sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk, rows of sentence_vectors
     sentence_vectors: np.ndarray | None = None
     annotations: AnnotationTable | None = None  # per sentence row, parsed at ingest
-    faiss: faiss.Index | None = None  # built from chunk_vectors when written
+    faiss: VectorIndex | None = None  # built from chunk_vectors when written (rag/vector_index.py)
     lexical: Lexical | None = None  # built from the chunks' text when written
     extra: dict[str, Any] = field(default_factory=dict)  # artifacts without a field of their own, by attr
     generation: str = ""  # the folder it was read from (set by load_generation)
@@ -263,6 +252,7 @@ class Artifact:
     load: Callable[[Path, dict[str, Any]], dict[str, Any]]  # given the fields read so far -> fields it sets
     rows: str | None = None
     optional: bool = False
+    writes: Callable[[IndexData], bool] | None = None  # for an optional artifact: written only when true
 
 
 def _jsonl(records: Iterator[dict[str, Any]]) -> bytes:
@@ -324,17 +314,33 @@ def _load_chunks(path: Path, loaded: dict[str, Any]) -> dict[str, Any]:
     return {"chunks": chunks, "sentence_rows": sentence_rows}
 
 
-def _npy(name: str, attr: str, rows: str, optional: bool = False) -> Artifact:
-    """A float32 matrix stored with np.save."""
+def is_approximate(manifest: dict[str, Any]) -> bool:
+    """Whether a generation was written with an approximate (large, memory-mapped) vector index."""
+    return manifest.get("index_type", "flat") != "flat"
+
+
+def _npy(name: str, attr: str, rows: str, optional: bool = False, reduced: bool = False) -> Artifact:
+    """A float32 matrix stored with np.save; float16 when `reduced` and the index is approximate.
+
+    An approximate (large) generation's matrices are memory-mapped on load, not read into memory.
+    """
 
     def save(path: Path, data: IndexData) -> None:
+        dtype = np.float16 if reduced and is_approximate(data.manifest) else np.float32
+        arr = data.get(attr)
         with open(path, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(data.get(attr), dtype=np.float32))
+            if arr.dtype == dtype and arr.flags.c_contiguous:
+                np.save(fh, arr)
+            else:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                          "fortran_order": False, "shape": arr.shape})
+                for lo in range(0, len(arr), 100_000):  # bounded copies of a large (or mapped) matrix
+                    fh.write(np.ascontiguousarray(arr[lo : lo + 100_000], dtype=dtype).tobytes())
             fh.flush()
             os.fsync(fh.fileno())
 
-    def load(path: Path, _: dict[str, Any]) -> dict[str, Any]:
-        arr = np.load(path, allow_pickle=False)
+    def load(path: Path, loaded: dict[str, Any]) -> dict[str, Any]:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if is_approximate(loaded["manifest"]) else None)
         if arr.ndim != 2:
             raise ValueError(f"{name} has {arr.ndim} dimensions, expected 2")
         return {attr: arr}
@@ -352,7 +358,19 @@ def _table(name: str, attr: str, cls: Any, rows: str, optional: bool = True) -> 
 
 
 def _save_faiss(path: Path, data: IndexData) -> None:
-    faiss.write_index(data.faiss, str(path))
+    assert data.faiss is not None
+    faiss.write_index(data.faiss.shards[0], str(path))
+
+
+def _save_shards(path: Path, data: IndexData) -> None:
+    assert data.faiss is not None
+    from rag.vector_index import save_shards
+
+    save_shards(path, data.faiss)
+
+
+def _sharded(data: IndexData) -> bool:
+    return data.faiss is not None and data.faiss.kind == "ivfpq"
 
 
 def _save_lexical(path: Path, data: IndexData) -> None:
@@ -367,11 +385,18 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("documents.jsonl", "documents", _save_documents, _load_documents, rows="documents"),
     Artifact("chunks.jsonl", "chunks", _save_chunks, _load_chunks, rows="chunks"),
     _npy("chunk_vectors.npy", "chunk_vectors", rows="chunks"),
-    _npy("sentence_vectors.npy", "sentence_vectors", rows="sentences", optional=True),
+    _npy("sentence_vectors.npy", "sentence_vectors", rows="sentences", optional=True, reduced=True),
     _table("annotations.npz", "annotations", AnnotationTable, rows="sentences"),
-    Artifact("faiss.index", "faiss", _save_faiss, lambda p, _: {"faiss": faiss.read_index(str(p))}, rows="chunks"),
-    Artifact("bm25", "lexical", _save_lexical, lambda p, _: {"lexical": Lexical.load(p)}, rows="chunks"),
+    # exactly one of the two vector indexes: one file (exact, HNSW) or IVF-PQ shard files
+    Artifact("faiss.index", "faiss", _save_faiss, rows="chunks", optional=True,
+             load=lambda p, f: {"faiss": load_single(p, f["chunk_vectors"], SearchParams())},
+             writes=lambda d: not _sharded(d)),
+    Artifact(SHARD_DIR, "faiss", _save_shards, rows="chunks", optional=True,
+             load=lambda p, f: {"faiss": load_shards(p, f["chunk_vectors"], SearchParams())}, writes=_sharded),
+    Artifact("bm25", "lexical", _save_lexical, rows="chunks",
+             load=lambda p, f: {"lexical": Lexical.load(p, mmap=is_approximate(f["manifest"]))}),
 )
+VECTOR_ARTIFACTS = frozenset(a.name for a in ARTIFACTS if a.attr == "faiss")
 
 
 def _files_of(root: Path, name: str) -> list[Path]:
@@ -418,7 +443,8 @@ def _cross_check(gen: Path, data: IndexData, artifacts: list[Artifact]) -> None:
             raise _corrupt(gen, f"{art.name} holds {n} rows, {MANIFEST} counts {expected[art.rows]} {art.rows}")
     dim = m["dim"]
     if data.faiss is not None and data.faiss.d != dim:
-        raise _corrupt(gen, f"faiss.index has dimension {data.faiss.d}, the index {dim}")
+        name = next(a.name for a in artifacts if a.attr == "faiss")
+        raise _corrupt(gen, f"{name} has dimension {data.faiss.d}, the index {dim}")
     for name, arr in (("chunk_vectors.npy", data.chunk_vectors), ("sentence_vectors.npy", data.sentence_vectors)):
         if arr is not None and len(arr) and arr.shape[1] != dim:
             raise _corrupt(gen, f"{name} has dimension {arr.shape[1]}, the index {dim}")
@@ -444,6 +470,8 @@ def load_generation(gen: Path, *, with_bm25: bool = True, verify_checksums: bool
             artifacts.append(art)
         elif not art.optional:
             raise _corrupt(gen, f"{MANIFEST} does not list {art.name}")
+    if len(listed & VECTOR_ARTIFACTS) != 1:
+        raise _corrupt(gen, f"{MANIFEST} must list one vector index of {sorted(VECTOR_ARTIFACTS)}")
     try:
         if verify_checksums:
             _verify_checksums(gen, manifest, artifacts)
@@ -531,15 +559,18 @@ def write_generation(index_dir: Path, data: IndexData, settings: Settings) -> Pa
 
 def _write_files(tmp: Path, data: IndexData, settings: Settings) -> None:
     if data.faiss is None:
-        data.faiss = build_faiss(data.chunk_vectors, settings)
+        data.faiss = build_vector_index(data.chunk_vectors, settings)
     if data.lexical is None:
         data.lexical = Lexical.build([c.text for c in data.chunks])
-    data.manifest["index_type"] = "hnsw" if isinstance(data.faiss, faiss.IndexHNSWFlat) else "flat"
+    data.manifest["index_type"] = data.faiss.kind
+    data.manifest["vector_index"] = data.faiss.describe()
     written = []
     for art in ARTIFACTS:
         if data.get(art.attr) is None:
             if not art.optional:
                 raise ValueError(f"a generation needs {art.attr}")
+            continue
+        if art.writes is not None and not art.writes(data):
             continue
         art.save(tmp / art.name, data)
         written.append(art.name)
@@ -702,8 +733,9 @@ class IndexStore:
         self._data = data
         self._parses: dict[int, Parsed] = {}  # decoded on first use; a dict write is atomic under the GIL
         self._faiss = data.faiss
+        if self._faiss is not None:
+            self._faiss.params = SearchParams.of(settings)
         self._lexical = data.lexical
-        self._ef_search = settings.hnsw_ef_search
         faiss.omp_set_num_threads(settings.faiss_query_threads)
         self.chunk_doc_ids = np.array([c.doc_id for c in self.chunks], dtype=object)
         self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.chunks)}
@@ -741,21 +773,7 @@ class IndexStore:
               ) -> tuple[np.ndarray, np.ndarray]:
         """Chunk rows and cosine scores of the k nearest chunks, optionally among allowed rows only."""
         assert self._faiss is not None
-        k = min(k, self._faiss.ntotal)
-        if k == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-            if isinstance(self._faiss, faiss.IndexHNSWFlat):
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self._ef_search, k))
-            else:
-                params = faiss.SearchParameters(sel=selector)
-        elif isinstance(self._faiss, faiss.IndexHNSWFlat):
-            params = faiss.SearchParametersHNSW(efSearch=max(self._ef_search, k))
-        scores, rows = self._faiss.search(query_vector.reshape(1, -1).astype(np.float32), k, params=params)
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        return self._faiss.search(query_vector, k, allowed)
 
     def bm25(self, query: str) -> np.ndarray:
         """BM25 score of every chunk row."""

@@ -53,8 +53,9 @@ class Lexical:
         return cls(model)
 
     @classmethod
-    def load(cls, folder: Path) -> Lexical:
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
+    def load(cls, folder: Path, mmap: bool = False) -> Lexical:
+        """Read a saved index; with `mmap` its score matrix stays on disk, memory-mapped (large indexes)."""
+        return cls(bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False, verbosity=0))
 
     def __len__(self) -> int:
         """Number of chunk rows indexed."""

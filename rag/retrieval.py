@@ -23,12 +23,16 @@ class Ranked:
 
 
 def _top(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> Ranked:
+    """The k best-scoring rows with a positive score (among allowed rows), ties broken by row."""
+    positive = scores > 0
     if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
-    k = min(k, int(np.count_nonzero(scores > 0)))
+        positive &= allowed
+    rows = np.flatnonzero(positive)  # usually a small part of a large index: select among these only
+    k = min(k, len(rows))
     if k <= 0:
         return Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
-    rows = np.argpartition(-scores, k - 1)[:k]
+    if k < len(rows):
+        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
     rows = rows[np.lexsort((rows, -scores[rows]))]  # ties broken by row, so results are deterministic
     return Ranked(rows, scores[rows])
 
