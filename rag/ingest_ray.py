@@ -48,10 +48,17 @@ def connect(address: str | None = None) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
         raise RagError(f"cannot start or join the Ray cluster ({where}): {str(exc).splitlines()[0]}") from exc
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the ingest shows its own bar
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the ingest shows its own bar
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").addFilter(_DropProgressNote())
     return True
+
+
+class _DropProgressNote(logging.Filter):
+    """Drops Ray Data's note that its progress bars are off (they are, for the ingest's own bar)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Progress bars disabled")
 
 
 @dataclass
@@ -165,8 +172,8 @@ class RayEngine:
                                    f"{str(exc).strip().splitlines()[-1]}") from exc
         run.seconds = time.perf_counter() - start
         self.runs.append(run)
-        log.info("ray: %d texts embedded and %d sentences parsed on %d actors in %.1f s",
-                 len(run.embedded), len(run.parsed), run.actors, run.seconds)
+        log.info("ray: %d texts embedded and %d sentences parsed on %d actor%s in %.1f s",
+                 len(run.embedded), len(run.parsed), run.actors, "" if run.actors == 1 else "s", run.seconds)
         n = len(chunks)
         return ModelOutput(vectors[:n], vectors[n:], list(parses) if parses is not None else [])  # type: ignore[arg-type]
 
