@@ -48,10 +48,16 @@ def connect(address: str | None = None) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
         raise RagError(f"cannot start or join the Ray cluster ({where}): {str(exc).splitlines()[0]}") from exc
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the ingest shows its own bar
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    logging.getLogger("ray.data").addFilter(_DropProgressNote())
     return True
+
+
+def quiet_ray_data() -> None:
+    """Ray Data without its progress bars and INFO lines: the ingest shows its own bar."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logger = logging.getLogger("ray.data")
+    logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _DropProgressNote) for f in logger.filters):
+        logger.addFilter(_DropProgressNote())
 
 
 class _DropProgressNote(logging.Filter):
@@ -110,6 +116,7 @@ class RayEngine:
 
     def __enter__(self) -> RayEngine:
         self._started = connect(self.address)
+        quiet_ray_data()
         return self
 
     def __exit__(self, *exc: object) -> None:
