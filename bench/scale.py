@@ -18,7 +18,7 @@ from eval.benchmarks.corpus import write_corpus
 from eval.benchmarks.news import read_articles, source_doc
 from rag.config import Settings
 from rag.embedding import get_embedder
-from rag.index import load_data
+from rag.index import current_generation, load_data
 from rag.ingest import IngestSummary, ingest
 
 from common import peak_rss_mb
@@ -66,6 +66,13 @@ def ingest_part(settings: Settings, articles: int) -> None:
         local = fresh(settings, root, "local")
         summary, seconds = timed("local engine", lambda: ingest([corpus], local))
         rates["local"] = summary.chunks / seconds
+        gen = current_generation(local.index_dir)
+        assert gen is not None
+        size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
+        counts = load_data(local.index_dir).manifest["counts"]
+        print(f"  generation: {size / 2**20:.1f} MiB on disk = {size / summary.chunks / 1024:.1f} KiB a chunk; "
+              f"{counts['chunks'] / counts['documents']:.1f} chunks and {counts['sentences'] / counts['documents']:.1f} "
+              f"sentences an article", flush=True)
         t = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
         print(f"ray: local cluster of {os.cpu_count()} CPUs started in {time.perf_counter() - t:.1f} s (not timed "
