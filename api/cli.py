@@ -52,12 +52,13 @@ def _serve_on_ray(settings: Settings, address: str | None) -> int:
     import signal
     import threading
 
-    from api.ray_serve import serve_app, shutdown
+    from api.ray_serve import patient_proxy_env, serve_app, shutdown
     from rag.errors import UsageError
     from rag.ingest_ray import connect
 
     if settings.replicas < 1:
         raise UsageError(f"--replicas must be at least 1, got {settings.replicas}")
+    patient_proxy_env()
     started = connect(address or settings.ray_address)
     stop = threading.Event()
     try:

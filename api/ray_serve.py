@@ -25,6 +25,15 @@ log = logging.getLogger("rag.api")
 
 APP_NAME = "rag"
 REPLICA_HEADER = b"x-rag-replica"
+# Serve gives its HTTP proxy 5 s to say it is ready and kills it after three misses: too short on a busy
+# machine. Read by Serve's controller, so set before the cluster starts (a running cluster keeps its own).
+PATIENT_PROXY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+
+
+def patient_proxy_env() -> None:
+    """Longer proxy readiness and health checks for a Ray cluster this process starts (unless set)."""
+    for name, value in PATIENT_PROXY.items():
+        os.environ.setdefault(name, value)
 
 
 class ReplicaHeader:

@@ -132,7 +132,8 @@ def near_duplicates(docs: Sequence[Document], threshold: float) -> list[tuple[st
     return pairs
 
 
-def _progress(enabled: bool):
+def progress_bar(enabled: bool):
+    """A rich progress bar (shown only when `enabled`) for the ingest's long steps."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -187,7 +188,7 @@ class LocalEngine:
 
     def compute(self, embedder: Embedder, chunks: list[str], sentences: list[str], settings: Settings,
                 progress: bool) -> ModelOutput:
-        with _progress(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task("embedding", total=len(chunks) + len(sentences))
             step = lambda n: bar.advance(task, n)  # noqa: E731
             vecs = embedder.embed(chunks, on_progress=step)
@@ -196,7 +197,7 @@ class LocalEngine:
         if settings.index_sentences and sentences:
             annotator = Annotator(settings.spacy_pipeline, settings.cache_dir / "annotations.sqlite",
                                   settings.annotate_batch_size)
-            with _progress(progress) as bar:
+            with progress_bar(progress) as bar:
                 task = bar.add_task("annotating sentences", total=len(sentences))
                 parses = annotator.annotate(sentences, on_progress=lambda n: bar.advance(task, n))
         return ModelOutput(vecs, sent_vecs, parses)

@@ -23,7 +23,7 @@ from rag.annotate import Annotator
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.ingest import ModelOutput, _progress
+from rag.ingest import ModelOutput, progress_bar
 
 try:
     import ray
@@ -107,7 +107,8 @@ class TextWorker:
 
 class RayEngine:
     """An ingest `Engine` whose model work runs on a Ray cluster; a context manager that joins the cluster
-    (or starts a local one) and leaves it. `runs` records what each ingest sent to the actors."""
+    (or starts a local one) when there is work for it, and leaves it on exit. `runs` records what each
+    ingest sent to the actors."""
 
     def __init__(self, settings: Settings, address: str | None = None) -> None:
         self.address = address or settings.ray_address
@@ -115,9 +116,12 @@ class RayEngine:
         self._started = False
 
     def __enter__(self) -> RayEngine:
-        self._started = connect(self.address)
-        quiet_ray_data()
         return self
+
+    def _connect(self) -> None:
+        """Join (or start) the cluster once: an ingest with nothing to compute never starts Ray."""
+        self._started = connect(self.address) or self._started
+        quiet_ray_data()
 
     def __exit__(self, *exc: object) -> None:
         if self._started:
@@ -157,6 +161,7 @@ class RayEngine:
         jobs = sorted(set(embed_key) | set(parse_rows), key=len)  # similar lengths share a batch: less padding
         run = RayRun()
         if jobs:
+            self._connect()
             batch = settings.ray_batch_size
             blocks = math.ceil(len(jobs) / batch)
             run.actors, run.gpus_per_actor = self.pool(settings, blocks)
@@ -167,7 +172,7 @@ class RayEngine:
                 batch_size=batch, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=run.actors),
                 num_cpus=settings.ray_cpus_per_actor, num_gpus=run.gpus_per_actor or None)
-            with _progress(progress) as bar:
+            with progress_bar(progress) as bar:
                 task = bar.add_task(f"embedding and parsing on Ray ({run.actors} actors)", total=len(jobs))
                 try:
                     for out in ds.iter_batches(batch_size=None, batch_format="numpy"):

@@ -5,7 +5,6 @@ Select with `-m ray`; skipped when the [ray] extra is not installed."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import socket
@@ -38,6 +37,9 @@ QUERIES = ("How much is the budget?", "ferry service passengers", "port expansio
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local two-CPU cluster for this module's tests, shut down after them."""
+    from api.ray_serve import patient_proxy_env
+
+    patient_proxy_env()  # the machine is shared: Serve's proxy may take more than its default 5 s to start
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
@@ -162,6 +164,7 @@ def test_ray_serve_two_replicas_answer(ray_cluster: None, settings: Settings, em
 
     s = settings.with_overrides(index_dir=tmp_path / "index", host="127.0.0.1", port=free_port())
     ingest([tiny_corpus(tmp_path / "corpus")], s, embedder=embedder)
+    texts = {d: doc.text for d, doc in load_data(s.index_dir).documents.items()}
     serve_app(s, replicas=2)
     try:
         url = f"http://127.0.0.1:{s.port}"
@@ -173,8 +176,9 @@ def test_ray_serve_two_replicas_answer(ray_cluster: None, settings: Settings, em
                 r = client.post(f"{url}/ask", json={"question": QUERIES[i % len(QUERIES)]})
                 assert r.status_code == 200, r.text
                 body = r.json()
-                assert body["answerable"] is False or body["citations"]
-                assert all(json.dumps(c["quote"]) for c in body["citations"])
+                assert body["citations"] or body["related"]  # an answer, or a refusal with the closest passages
+                for c in body["citations"] + body["related"]:
+                    assert texts[c["doc_id"]][c["start"]:c["end"]] == c["quote"]
                 replicas.add(r.headers["x-rag-replica"])
                 if len(replicas) == 2 and i >= 3:
                     break
