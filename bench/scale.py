@@ -1,9 +1,8 @@
 """Past one machine (issue 12): cold ingest of news-2024 articles with the local engine and with the Ray engine
 at 1 and 2 actors, in one run, each into its own index with an empty embedding and annotation cache; then
-the index and serving part, `run(argv)` of bench/scale_index.py, given the arguments this script does not
-know itself.
+the index and serving part: bench/scale_index.py's `run(args)`, with the options its `add_arguments` adds.
 
-    python bench/scale.py [--articles 2000] [--skip-ingest] [--skip-index] [scale_index's own arguments]
+    python bench/scale.py [--articles 2000] [--skip-ingest] [--skip-index] [scale_index's options]
 """
 
 from __future__ import annotations
@@ -100,14 +99,13 @@ def ingest_part(settings: Settings, articles: int) -> None:
     print(f"peak memory of this process: {peak_rss_mb():.0f} MiB; {load()}")
 
 
-def index_part(argv: list[str]) -> None:
-    """The index past memory and its serving figures: bench/scale_index.py's `run(argv)`."""
+def index_module():
+    """bench/scale_index.py (the index past memory and its serving figures), or None before it exists."""
     try:
         import scale_index
     except ModuleNotFoundError:
-        print("index and serving part: bench/scale_index.py is not there yet")
-        return
-    scale_index.run(argv)
+        return None
+    return scale_index
 
 
 def main() -> None:
@@ -115,11 +113,18 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=2000, help="news-2024 articles to ingest")
     parser.add_argument("--skip-ingest", action="store_true", help="only the index and serving part")
     parser.add_argument("--skip-index", action="store_true", help="only the ingest part")
-    args, rest = parser.parse_known_args()
+    index = index_module()
+    if index is not None:
+        index.add_arguments(parser.add_argument_group("index and serving part (bench/scale_index.py)"))
+    args = parser.parse_args()
     if not args.skip_ingest:
         ingest_part(Settings(), args.articles)
-    if not args.skip_index:
-        index_part(rest)
+    if args.skip_index:
+        return
+    if index is None:
+        print("index and serving part: bench/scale_index.py is not there yet")
+    else:
+        index.run(args)
 
 
 if __name__ == "__main__":
