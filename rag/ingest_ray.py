@@ -105,6 +105,19 @@ class TextWorker:
         return {"job": batch["job"], "vec": vecs, "parse": np.array(parses, dtype=object)}
 
 
+def pool_size(resources: dict[str, float], settings: Settings, blocks: int) -> tuple[int, float]:
+    """Actors and GPUs per actor for a cluster's resources: from settings, else one actor per GPU when the
+    cluster has GPUs, else one per `ray_cpus_per_actor` CPUs; never more actors than blocks of work."""
+    gpus = settings.ray_gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+    actors = settings.ray_actors
+    if not actors:
+        actors = int(resources.get("GPU", 0) // gpus) if gpus else \
+            int(resources.get("CPU", 1) // settings.ray_cpus_per_actor)
+    return max(1, min(actors, blocks)), gpus
+
+
 class RayEngine:
     """An ingest `Engine` whose model work runs on a Ray cluster; a context manager that joins the cluster
     (or starts a local one) when there is work for it, and leaves it on exit. `runs` records what each
@@ -129,17 +142,7 @@ class RayEngine:
             self._started = False
 
     def pool(self, settings: Settings, blocks: int) -> tuple[int, float]:
-        """Actors and GPUs per actor: from settings, else one actor per GPU when the cluster has GPUs, else
-        one per `ray_cpus_per_actor` CPUs; never more actors than blocks of work."""
-        resources = ray.cluster_resources()
-        gpus = settings.ray_gpus_per_actor
-        if gpus is None:
-            gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
-        actors = settings.ray_actors
-        if not actors:
-            actors = int(resources.get("GPU", 0) // gpus) if gpus else \
-                int(resources.get("CPU", 1) // settings.ray_cpus_per_actor)
-        return max(1, min(actors, blocks)), gpus
+        return pool_size(ray.cluster_resources(), settings, blocks)
 
     def compute(self, embedder: Embedder, chunks: list[str], sentences: list[str], settings: Settings,
                 progress: bool) -> ModelOutput:

@@ -25,7 +25,7 @@ from rag.readers import read_paths
 
 ray = pytest.importorskip("ray")
 
-from rag.ingest_ray import RayEngine  # noqa: E402
+from rag.ingest_ray import RayEngine, pool_size  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -88,6 +88,21 @@ def texts_of(corpus: Path, settings: Settings, only: set[str] | None = None) -> 
     return chunks, sentences
 
 
+@pytest.mark.parametrize(("resources", "overrides", "blocks", "expected"), [
+    ({"CPU": 8.0}, {}, 100, (8, 0.0)),  # one actor per CPU
+    ({"CPU": 8.0}, {"ray_cpus_per_actor": 2.0}, 100, (4, 0.0)),
+    ({"CPU": 8.0}, {}, 3, (3, 0.0)),  # never more actors than batches
+    ({"CPU": 16.0, "GPU": 2.0}, {}, 100, (2, 1.0)),  # one per GPU when there are GPUs
+    ({"CPU": 16.0, "GPU": 2.0}, {"ray_gpus_per_actor": 0.5}, 100, (4, 0.5)),
+    ({"CPU": 16.0, "GPU": 2.0}, {"ray_gpus_per_actor": 0.0}, 100, (16, 0.0)),  # GPUs declined: CPU actors
+    ({"CPU": 8.0}, {"ray_actors": 2}, 100, (2, 0.0)),
+    ({"CPU": 0.5}, {}, 100, (1, 0.0)),  # at least one
+])
+def test_pool_size(resources: dict[str, float], overrides: dict[str, float], blocks: int,
+                   expected: tuple[int, float], settings: Settings) -> None:
+    assert pool_size(resources, settings.with_overrides(**overrides), blocks) == expected
+
+
 def test_ray_ingest_writes_the_local_generation(ray_cluster: None, settings: Settings, embedder: Embedder,
                                                 tmp_path: Path) -> None:
     corpus = tiny_corpus(tmp_path / "corpus")
@@ -133,7 +148,8 @@ def test_ray_ingest_embeds_only_changed_documents(ray_cluster: None, settings: S
     corpus = tiny_corpus(tmp_path / "corpus")
     s = settings.with_overrides(index_dir=tmp_path / "index", cache_dir=fresh_cache(tmp_path / "cache", settings))
     embedder = get_embedder(s)
-    ingest([corpus], s, embedder=embedder)  # the local engine builds the first generation and fills the cache
+    (corpus / "broken.txt").write_bytes(b"figures\0\0\0")  # refused by both engines, the same way
+    local = ingest([corpus], s, embedder=embedder)  # the local engine builds the first generation, fills the cache
     first = load_data(s.index_dir)
     chunks_before, sentences_before = texts_of(corpus, s)
     port = corpus / "05_port.txt"
@@ -144,6 +160,7 @@ def test_ray_ingest_embeds_only_changed_documents(ray_cluster: None, settings: S
         summary = ingest([corpus], s, embedder=embedder, engine=engine)
     run = engine.runs[-1]
     assert summary.updated == ["05_port"] and summary.added == ["11_clinics"] and summary.unchanged == 3
+    assert summary.failed == local.failed and "binary" in summary.failed[0]
     chunks, sentences = texts_of(corpus, s, {"05_port", "11_clinics"})
     new_text = (chunks | sentences) - (chunks_before | sentences_before)
     assert run.embedded and set(run.embedded) == new_text and len(run.embedded) == len(new_text)
