@@ -73,7 +73,7 @@ def add_engine(parser: argparse.ArgumentParser, ray_help: str) -> None:
     parser.add_argument("--engine", choices=["local", "ray"], default="local",
                         help=f"local (default): this machine; ray: {ray_help}")
     parser.add_argument("--ray-address", metavar="ADDR",
-                        help="the Ray cluster to join (e.g. ray://head:10001; default: $RAG_RAY_ADDRESS or "
+                        help="the Ray cluster to join (auto on a cluster node, or ray://head:10001; default: $RAG_RAY_ADDRESS or "
                              "$RAY_ADDRESS, else a local cluster started for this command)")
 
 
