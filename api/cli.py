@@ -18,7 +18,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = serve_settings(args)
-    if settings.workers > 1:  # its imports and the spaCy load overlap with this process's own imports
+    if settings.workers > 1 and args.engine != "ray":  # its imports and the spaCy load overlap with ours
         from api.forkserver import start_fork_server
 
         start_fork_server()

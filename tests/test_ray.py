@@ -9,6 +9,7 @@ import logging
 import shutil
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,5 +201,27 @@ def test_ray_serve_two_replicas_answer(ray_cluster: None, settings: Settings, em
                 if len(replicas) == 2 and i >= 3:
                     break
         assert len(replicas) == 2
+
+        # A new generation in the shared folder: every replica switches to it between requests.
+        before = health.json()["generation"]
+        (tmp_path / "more").mkdir()
+        (tmp_path / "more" / "tram.txt").write_text("The Quarry Lane tramway carried 48,000 riders in its first "
+                                                   "month, the transit office said.\n", encoding="utf-8")
+        ingest([tmp_path / "more"], s, embedder=embedder)
+        after = load_data(s.index_dir).manifest
+        switched: set[str] = set()
+        with httpx.Client(timeout=30) as client:
+            for _ in range(120):  # bounded: at most about 60 s
+                r = client.get(f"{url}/health")
+                assert r.status_code == 200
+                if r.json()["generation"] != before:
+                    assert r.json()["documents"] == after["counts"]["documents"] == len(DOCS) + 1
+                    switched.add(r.headers["x-rag-replica"])
+                if switched == replicas:
+                    break
+                time.sleep(0.5)
+            assert switched == replicas
+            hits = client.get(f"{url}/search", params={"q": "Quarry Lane tramway riders", "k": 3}).json()["hits"]
+            assert hits[0]["doc_id"] == "tram"
     finally:
         shutdown()
