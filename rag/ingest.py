@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -132,7 +132,8 @@ def near_duplicates(docs: Sequence[Document], threshold: float) -> list[tuple[st
     return pairs
 
 
-def _progress(enabled: bool):
+def progress_bar(enabled: bool):
+    """A rich progress bar (shown only when `enabled`) for the ingest's long steps."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -158,6 +159,48 @@ def check_index_location(index_dir: Path, paths: Sequence[Path]) -> None:
         if articles:
             raise UsageError(f"{index_dir} holds articles ({', '.join(articles[:3])}"
                              f"{', ...' if len(articles) > 3 else ''}); an index needs a folder of its own")
+
+
+# ---------------------------------------------------------------- engines
+
+
+@dataclass
+class ModelOutput:
+    """What the models computed for an ingest's new text: vectors of chunks and sentences, sentence parses
+    (one per sentence when annotating, else none)."""
+
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    parses: list[tuple[list, list, list]]
+
+
+class Engine(Protocol):
+    """Where an ingest's model work runs (embedding, annotation): in this process (`LocalEngine`, the
+    default) or on a Ray cluster (`rag.ingest_ray.RayEngine`). Reading, chunking, planning and writing
+    the generation always run here; both engines read and fill the same caches."""
+
+    def compute(self, embedder: Embedder, chunks: list[str], sentences: list[str], settings: Settings,
+                progress: bool) -> ModelOutput: ...
+
+
+class LocalEngine:
+    """The model work in this process: the embedder's threads, then spaCy."""
+
+    def compute(self, embedder: Embedder, chunks: list[str], sentences: list[str], settings: Settings,
+                progress: bool) -> ModelOutput:
+        with progress_bar(progress) as bar:
+            task = bar.add_task("embedding", total=len(chunks) + len(sentences))
+            step = lambda n: bar.advance(task, n)  # noqa: E731
+            vecs = embedder.embed(chunks, on_progress=step)
+            sent_vecs = embedder.embed(sentences, on_progress=step)
+        parses: list[tuple[list, list, list]] = []
+        if settings.index_sentences and sentences:
+            annotator = Annotator(settings.spacy_pipeline, settings.cache_dir / "annotations.sqlite",
+                                  settings.annotate_batch_size)
+            with progress_bar(progress) as bar:
+                task = bar.add_task("annotating sentences", total=len(sentences))
+                parses = annotator.annotate(sentences, on_progress=lambda n: bar.advance(task, n))
+        return ModelOutput(vecs, sent_vecs, parses)
 
 
 # ---------------------------------------------------------------- planning
@@ -286,12 +329,13 @@ def _plan(live: dict[str, _Entry], incoming: list[_Entry], removed: set[str], sa
 
 def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, rebuild: bool = False,
            embedder: Embedder | None = None, *, prune: bool = False, dry_run: bool = False,
-           say: Say | None = None) -> IngestSummary:
+           say: Say | None = None, engine: Engine | None = None) -> IngestSummary:
     """Add the documents under `paths` to the index at settings.index_dir and update the changed ones.
 
     prune: also remove the index's documents from `paths` whose files are gone (files that failed to read
     are kept). rebuild: build anew from `paths` alone, ignoring (and replacing) the live index.
     dry_run: plan and report without writing. `say` gets progress notes, removals first of all.
+    engine: where embedding and annotation run (default: this process).
     """
     say = say or log.info
     start = time.perf_counter()
@@ -342,7 +386,8 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
             return summary
         if not plan.kept:
             raise UsageError(f"this would leave the index at {index_dir} empty; delete the folder instead")
-        _build_and_write(plan, None if rebuild else manifest, same_config, settings, progress, embedder, summary)
+        _build_and_write(plan, None if rebuild else manifest, same_config, settings, progress, embedder, summary,
+                         engine or LocalEngine())
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -369,7 +414,8 @@ def remove_documents(doc_ids: Sequence[str], settings: Settings, *, dry_run: boo
         if not plan.kept:
             raise UsageError(f"this would leave the index at {index_dir} empty; delete the folder instead")
         # Chunks are carried over as they are: removing never re-chunks, whatever the settings now.
-        _build_and_write(plan, manifest, True, _settings_of(settings, manifest["config"]), False, None, summary)
+        _build_and_write(plan, manifest, True, _settings_of(settings, manifest["config"]), False, None, summary,
+                         LocalEngine())
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -395,12 +441,12 @@ def _announce(summary: IngestSummary, say: Say, dry_run: bool) -> None:
 
 
 def _build_and_write(plan: _Plan, manifest: dict[str, Any] | None, same_config: bool, settings: Settings,
-                     progress: bool, embedder: Embedder | None, summary: IngestSummary) -> None:
+                     progress: bool, embedder: Embedder | None, summary: IngestSummary, engine: Engine) -> None:
     index_dir = settings.index_dir
     live_gen = current_generation(index_dir) if manifest is not None else None
     old = load_generation(live_gen, with_bm25=False) if live_gen is not None else None
     docs = {d: _materialize(plan.entries[d], old) for d in plan.kept}
-    data = _assemble(docs, old if same_config else None, settings, progress, embedder, summary)
+    data = _assemble(docs, old if same_config else None, settings, progress, embedder, summary, engine)
     summary.near_duplicates = near_duplicates(list(data.documents.values()), settings.near_duplicate_threshold)
     entries = plan.entries
     data.manifest.update(
@@ -428,7 +474,7 @@ def _materialize(e: _Entry, old: IndexData | None) -> Document:
 
 
 def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settings, progress: bool,
-              embedder: Embedder | None, summary: IngestSummary) -> IndexData:
+              embedder: Embedder | None, summary: IngestSummary, engine: Engine) -> IndexData:
     """Chunks, vectors and annotations for every document: carried over from `old` (the live generation,
     when built with the same settings) where the text is unchanged, computed for the rest."""
     old_rows: dict[str, list[int]] = {}
@@ -477,13 +523,10 @@ def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settin
     embedder = embedder or (get_embedder(settings) if need_model else None)
     dim = embedder.dim if embedder else (old.chunk_vectors.shape[1] if old is not None else 0)
     if embedder is not None and need_model:
-        with _progress(progress) as bar:
-            task = bar.add_task("embedding", total=len(new_chunks) + len(new_sentences))
-            step = lambda n: bar.advance(task, n)  # noqa: E731
-            new_vecs = embedder.embed([c.text for c in new_chunks], on_progress=step)
-            new_sent_vecs = embedder.embed(new_sentences, on_progress=step)
+        out = engine.compute(embedder, [c.text for c in new_chunks], new_sentences, settings, progress)
     else:
-        new_vecs = new_sent_vecs = np.zeros((0, dim), np.float32)
+        out = ModelOutput(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), [])
+    new_vecs, new_sent_vecs = out.chunk_vectors, out.sentence_vectors
     summary.embedded = len(new_chunks)
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     for i, (kind, row) in enumerate(chunk_src):
@@ -494,7 +537,7 @@ def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settin
         for i, (kind, row) in enumerate(sentence_src):
             sentence_vectors[i] = (old.sentence_vectors[row] if kind == "old" and old is not None  # type: ignore[index]
                                    else new_sent_vecs[row])
-        annotations = _annotate(sentence_src, new_sentences, old, settings, progress)
+        annotations = _pack_annotations(sentence_src, out.parses, old)
     per_doc: dict[str, int] = {}
     for c in chunks:
         per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
@@ -507,17 +550,10 @@ def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settin
     return IndexData(manifest, dict(docs), chunks, vectors, sentence_rows, sentence_vectors, annotations)
 
 
-def _annotate(sources: list[tuple[str, int]], new_texts: list[str], old: IndexData | None, settings: Settings,
-              progress: bool) -> AnnotationTable:
-    """Every indexed sentence parsed once: carried over from the old generation, parsed (or found in the
-    annotation cache) for new text."""
-    parsed: list[tuple[list, list, list]] = []
-    if new_texts:
-        annotator = Annotator(settings.spacy_pipeline, settings.cache_dir / "annotations.sqlite",
-                              settings.annotate_batch_size)
-        with _progress(progress) as bar:
-            task = bar.add_task("annotating sentences", total=len(new_texts))
-            parsed = annotator.annotate(new_texts, on_progress=lambda n: bar.advance(task, n))
+def _pack_annotations(sources: list[tuple[str, int]], parsed: list[tuple[list, list, list]],
+                      old: IndexData | None) -> AnnotationTable:
+    """Every indexed sentence parsed once: carried over from the old generation, or as the engine parsed it
+    (or found it in the annotation cache) for new text."""
     old_table = old.annotations if old is not None else None
     rows = [old_table.raw(row) if kind == "old" and old_table is not None else parsed[row] for kind, row in sources]
     return AnnotationTable.pack(rows)
