@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_helpers import ROOT, answered_questions
+from http_helpers import ROOT, answered_questions, stop_process
 
 from rag.assistant import Assistant
 from rag.config import Settings
@@ -119,12 +119,7 @@ def served(settings: Settings, seed_assistant: Assistant, tmp_path_factory: pyte
             time.sleep(0.5)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
     assert not re.search(r"Traceback|Exception in ASGI", log.read_text()), log.read_text()[-5000:]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_helpers import ROOT, answered_questions, running_server
+from http_helpers import ROOT, answered_questions, running_server, stop_process
 
 from api.app import create_app
 from rag.assistant import Assistant, LiveAssistant, named_generation
@@ -151,12 +150,7 @@ def served(small_index: Settings) -> Iterator[str]:
         wait_for(up, STARTUP_TIMEOUT_S, 0.3)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-5000:]
 
 
