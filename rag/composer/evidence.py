@@ -99,14 +99,24 @@ def gather(hits: list[Hit], store: Any, query_vector: np.ndarray | None, memo: M
             sims = (vecs @ query_vector.astype(np.float32)).tolist()
         else:
             sims = [float(hit.dense_score or 0.0)] * len(chunk.sentences)
-        title = frozenset(w.lower() for w in _WORD.findall(doc.meta.title or ""))
-        texts = [p.text for p in parses]
+        contexts: list[frozenset[str]] | None = None
         for i, (span, sim, parse) in enumerate(zip(chunk.sentences, sims, parses, strict=True)):
             key = (chunk.doc_id, span.start)
             if key in seen:
                 continue
-            around = " ".join(texts[max(0, i - 1):i] + texts[i + 1:i + 2])
-            context = title | frozenset(w.lower() for w in _WORD.findall(around))
+            if contexts is None:
+                contexts = _contexts(chunk, doc, parses, memo)
             seen[key] = Sentence(chunk.doc_id, span.start, span.end, parse.text, float(sim), hit.rank, parse,
-                                 context, memo.get(key) if memo is not None else {})
+                                 contexts[i], memo.get(key) if memo is not None else {})
     return list(seen.values())
+
+
+def _contexts(chunk: Any, doc: Any, parses: list[Parsed], memo: Memo | None) -> list[frozenset[str]]:
+    """Each sentence's context words: its neighbours in the chunk and the title (kept per chunk in the memo)."""
+    item = memo.get((chunk.chunk_id, -1)) if memo is not None else {}
+    if "contexts" not in item:
+        title = frozenset(w.lower() for w in _WORD.findall(doc.meta.title or ""))
+        texts = [p.text for p in parses]
+        item["contexts"] = [title | frozenset(w.lower() for w in _WORD.findall(
+            " ".join(texts[max(0, i - 1):i] + texts[i + 1:i + 2]))) for i in range(len(texts))]
+    return item["contexts"]
