@@ -733,10 +733,10 @@ def test_framing_in_the_question_language(page: Any, web_url: str, lang: str) ->
     """The page's own words on a card follow its question's language, whatever kind of answer it is; an
     article-free date range makes a sure refusal to see the refusal's words too."""
     words = {"zh": {"answerable": "回答", "conflict": "来源说法不一", "abstain": "没有可引用的答案",
-                    "copy": "复制", "ask": "提问", "abstain_text": "来源中没有答案"},
+                    "copy": "复制", "ask": "提问", "abstain_text": "我没能在来源中找到"},
              "ja": {"answerable": "回答", "conflict": "情報源の記述が食い違っています",
                     "abstain": "根拠のある回答はありません", "copy": "コピー", "ask": "質問する",
-                    "abstain_text": "情報源には書かれていません"}}[lang]
+                    "abstain_text": "情報源の中に見つけられませんでした"}}[lang]
     question = next(it["question"] for it in seed_items() if it.get("lang") == lang and not it.get("history"))
     card, expected, _ = ask_and_expect(page, web_url, question)
     assert card.get_attribute("lang") == lang
