@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,24 @@ from api.server import server_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SET = ROOT / "eval" / "seed.jsonl"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (for a server started in another process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll until `check()` is truthy (returned) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout:g} s")
 
 
 def stop_process(process: subprocess.Popen) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from http_helpers import running_server, without_timings
+from http_helpers import free_port, running_server, without_timings
 
 from api.app import create_app
 from rag.assistant import Assistant
@@ -28,10 +27,6 @@ FIRST = "How big is ASRA's new government subsidy?"
 FOLLOW_UP = "And what did it get before that?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_rag(args: list[str], settings: Settings, cwd: Path, port: int | None = None, stdin: str | None = None,

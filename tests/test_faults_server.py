@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_helpers import ROOT, answered_questions, stop_process
+from http_helpers import ROOT, answered_questions, free_port, stop_process, wait_for
 
 from rag.assistant import Assistant
 from rag.config import Settings
@@ -64,10 +64,6 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:
@@ -75,16 +71,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout:g} s")
 
 
 def fully_ready(served: Served) -> bool:
@@ -285,7 +271,7 @@ def test_a_thousand_idle_connections_do_not_stop_health(served: Served) -> None:
         time.sleep(0.5)
         closed = sum(1 for s in sockets if _closed_by_peer(s))
         assert closed >= 1000 - MAX_CONNECTIONS - 10, closed
-        wait_until(lambda: all(_closed_by_peer(s) for s in sockets), HEADER_TIMEOUT_S + 10,
+        wait_for(lambda: all(_closed_by_peer(s) for s in sockets), HEADER_TIMEOUT_S + 10,
                    what="the header timeout closing every idle connection")
     finally:
         for s in sockets:
@@ -342,13 +328,13 @@ def test_kill_9_of_an_answering_process(served: Served, question: str) -> None:
     time.sleep(1.0)
     os.kill(before[0], signal.SIGKILL)
     killed_at = time.monotonic()
-    health = wait_until(lambda: (r := served.health()).status_code == 503 and r, 5, 0.05,
+    health = wait_for(lambda: (r := served.health()).status_code == 503 and r, 5, 0.05,
                         what="/health reporting the lost process")
     body = health.json()
     assert body["status"] == "degraded" and body["answering"] == {"ready": 1, "total": 2}
     assert "1 of 2" in body["reason"]
     # A replacement is a fork of the preloaded fork server: it only opens the index and its ONNX session.
-    wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.05, what="a replacement answering process")
+    wait_for(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.05, what="a replacement answering process")
     replaced_in = time.monotonic() - killed_at
     # The 5 s target is bench/startup.py's figure (about 1 s of CPU: the wall time follows the machine's load).
     print(f"\nreplacement answering process ready {replaced_in:.2f} s after the kill -9 "
@@ -372,10 +358,10 @@ def test_all_answering_processes_killed(served: Served, question: str) -> None:
     """With every answering process gone, /ask waits for a replacement (or says 503): never a 500."""
     for pid in served.answering_pids():
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: served.health().json()["answering"]["ready"] == 0, 10, 0.05, what="/health seeing no process")
+    wait_for(lambda: served.health().json()["answering"]["ready"] == 0, 10, 0.05, what="/health seeing no process")
     r = httpx.post(f"{served.url}/ask", json={"question": question}, timeout=120)
     assert r.status_code in (200, 503), r.text
-    wait_until(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.5, what="both answering processes replaced")
+    wait_for(lambda: fully_ready(served), REPLACEMENT_TIMEOUT_S, 0.5, what="both answering processes replaced")
     assert httpx.post(f"{served.url}/ask", json={"question": question}, timeout=60).status_code == 200
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_helpers import ROOT, answered_questions, running_server, stop_process
+from http_helpers import ROOT, answered_questions, free_port, running_server, stop_process
 
 from api.app import create_app
 from rag.assistant import Assistant, LiveAssistant, named_generation
@@ -39,12 +39,6 @@ NEW_TEXT = ("Observatory log\n\nBy Ilse Marwick | Harbour Gazette\n\n"
 UNIQUE_QUERY = "Quillfeather Observatory Varnholt meteors"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

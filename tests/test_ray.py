@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from http_helpers import free_port
 
 from rag.assistant import Assistant
 from rag.chunking import Chunker
@@ -62,10 +62,6 @@ def fresh_cache(folder: Path, settings: Settings) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cache_rows(cache_dir: Path) -> tuple[int, int]:

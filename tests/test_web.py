@@ -24,7 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from http_helpers import ROOT, plain_questions, running_server, seed_items
+from http_helpers import ROOT, free_port, plain_questions, running_server, seed_items
 
 from api.app import create_app
 from api.feedback import feedback_path
@@ -304,10 +304,6 @@ def serve_on(app: FastAPI, port: int) -> Iterator[str]:
         sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the screens, at both widths and in both colour schemes ---------------------------------------------------
