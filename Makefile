@@ -15,11 +15,15 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: run test setup setup-test browser lint index eval-report bench bench-beir bench-qa clean
 
 PIP := $(BIN)/pip
+UV := $(BIN)/uv
 # Quiet installs (modules are compiled when first imported, not all at install). Two messages are dropped
 # at their source: setuptools' "Editable installation" banner, and pip's warning for each package that a
 # find-links/index folder configured on the machine does not hold.
 PIP_INSTALL = set -o pipefail; PYTHONWARNINGS="ignore:Editable installation" \
 	$(PIP) install -q --no-compile --no-build-isolation $(1) 2>&1 | { grep -v "is neither a file nor a directory" || true; }
+# pip installs torch (the machine's pip settings may point at a local CPU wheel) and uv; uv installs the rest,
+# in parallel and about thirty times faster than pip here, into the same environment.
+UV_INSTALL = UV_LINK_MODE=copy $(UV) pip install -q --python $(BIN)/python $(1)
 
 # Serving needs the library and the [serve] extra; the test tools come with `make test` only.
 $(BIN)/python:
@@ -27,16 +31,16 @@ $(BIN)/python:
 	@$(PY) -m venv $(VENV)
 
 $(BIN)/.serve-installed: pyproject.toml | $(BIN)/python
-	@echo "[setup 2/3] installing pip, setuptools and torch (CPU; used once, to export the embedding model to ONNX)"
-	@$(call PIP_INSTALL,--upgrade pip 'setuptools>=68')
+	@echo "[setup 2/3] installing uv and torch (CPU; used once, to export the embedding model to ONNX)"
+	@$(call PIP_INSTALL,--upgrade pip 'setuptools>=68' 'uv>=0.9')
 	@$(call PIP_INSTALL,torch==2.13.0)
 	@echo "[setup 3/3] installing the assistant and what serving needs"
-	@$(call PIP_INSTALL,-e '.[serve]')
+	@$(call UV_INSTALL,-e '.[serve]')
 	@touch $@
 
 $(BIN)/.test-installed: pyproject.toml $(BIN)/.serve-installed
 	@echo "[setup] installing the test tools"
-	@$(call PIP_INSTALL,-e '.[test]')
+	@$(call UV_INSTALL,-e '.[test]')
 	@touch $@
 
 setup: $(BIN)/.serve-installed
