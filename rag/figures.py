@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-__all__ = ["Quantity", "currency_of", "extract_figures", "figures_equal", "normalize_unit", "format_value"]
+__all__ = ["Quantity", "currency_of", "extract_figures", "figures_equal", "format_value", "hedge_start",
+           "normalize_unit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ _DURATION = re.compile(
 _FISCAL = re.compile(r"\bFY\s?'?(\d{4}|\d{2})\b")
 _WORDNUM = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")(?=[\s-]+[A-Za-z])", _I)
 _BARE = re.compile(rf"{_LB}(?P<n1>{_NUM})(?:\s?(?P<s1>{_SCALE_WORD}))?(?![A-Za-z\d])", _I)
-_APPROX_BEFORE_RE = [(re.compile(rf"(?:^|[^A-Za-z])(?:{p})\s*(?:of\s+)?$", _I), n) for p, n in _APPROX_BEFORE]
+_APPROX_BEFORE_RE = [(re.compile(rf"(?:^|[^A-Za-z])(?P<hedge>(?:{p})\s*(?:of\s+)?)$", _I), n) for p, n in _APPROX_BEFORE]
 _APPROX_AFTER_RE = [(re.compile(rf"^\s?(?:{p})"), n) for p, n in _APPROX_AFTER]
 _MEASURE_RES = [(re.compile(rf"^(?:{p})$", _I), u) for p, u in _MEASURES]
 _DURATION_RES = [(re.compile(rf"^(?:{p})$", _I), u) for p, u in _DURATIONS]
@@ -184,6 +185,16 @@ def currency_of(word: str) -> str | None:
 
 def _scale(token: str | None) -> Decimal:
     return Decimal(_SCALES[token.lower()]) if token else Decimal(1)
+
+
+def hedge_start(text: str, start: int) -> int | None:
+    """Where the hedge words just before a figure begin ("more than 1,100" -> the offset of "more")."""
+    lo = max(0, start - 24)
+    for rx, _ in _APPROX_BEFORE_RE:
+        m = rx.search(text[lo:start])
+        if m:
+            return lo + m.start("hedge")
+    return None
 
 
 def _approx(text: str, start: int, end: int) -> str | None:

@@ -8,18 +8,30 @@ import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
+if TYPE_CHECKING:
+    import bm25s
 
 WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[.,'][^\W_]+)*")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_STOP = frozenset(STOPWORDS_EN)
 _stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _bm25s():  # imported when first needed: it pulls in scipy, which a no-op `rag ingest` never uses
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
+    return bm25s
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    return frozenset(_bm25s().stopwords.STOPWORDS_EN)
 
 
 @lru_cache(maxsize=200_000)
@@ -30,11 +42,12 @@ def _stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed English words without stopwords; CJK runs as overlapping character bigrams."""
     tokens: list[str] = []
+    stop = _stopwords()
     for match in WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
         word = match.group()
         if _CJK.match(word):
             tokens.extend(word if len(word) == 1 else (word[i : i + 2] for i in range(len(word) - 1)))
-        elif word not in _STOP:
+        elif word not in stop:
             tokens.append(_stem(word.replace(",", "")))
     return tokens
 
@@ -48,14 +61,14 @@ class Lexical:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Lexical:
-        model = bm25s.BM25()
+        model = _bm25s().BM25()
         model.index([tokenize(t) or [""] for t in texts], show_progress=False)
         return cls(model)
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> Lexical:
         """Read a saved index; with `mmap` its score matrix stays on disk, memory-mapped (large indexes)."""
-        return cls(bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False, verbosity=0))
+        return cls(_bm25s().BM25.load(str(folder), mmap=mmap, show_progress=False, verbosity=0))
 
     def __len__(self) -> int:
         """Number of chunk rows indexed."""

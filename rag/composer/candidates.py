@@ -11,6 +11,7 @@ from rag.figures import Quantity
 
 _NUMERIC = frozenset({"MONEY", "PERCENT", "CARDINAL", "QUANTITY", "DATE", "TIME", "ORDINAL"})
 _TRIM = frozenset({"DET", "PUNCT", "CCONJ", "PART"})
+_TRIM_END = _TRIM | {"ADP"}  # "Renmin University's" -> "Renmin University", "Mstislav the Bold of" -> "... Bold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,12 @@ def _token_range(s: Sentence, start: int, end: int) -> tuple[int, int] | None:
 
 
 def _trimmed(s: Sentence, a: int, b: int) -> tuple[int, int]:
-    """A noun chunk without a leading determiner or trailing punctuation ("the Broncos" -> "Broncos")."""
+    """A span without a leading determiner, nor trailing punctuation, possessive or preposition
+    ("the Broncos" -> "Broncos")."""
     toks = s.parse.tokens
     while a < b - 1 and toks[a].pos in _TRIM:
         a += 1
-    while b > a + 1 and toks[b - 1].pos in _TRIM:
+    while b > a + 1 and toks[b - 1].pos in _TRIM_END:
         b -= 1
     return a, b
 
@@ -76,8 +78,11 @@ def _candidates(s: Sentence) -> list[Candidate]:
         q = figure_over(cs, ce) if e.label in _NUMERIC else None
         if q is not None and not (cs <= q.start and q.end <= ce):  # "$" or "yen" outside the entity: take both
             cs, ce = min(cs, q.start), max(ce, q.end)
-        cs, ce = _stripped(p.text, cs, ce)
         rng = _token_range(s, cs, ce) or (e.start, e.end)
+        a, b = _trimmed(s, *rng)
+        if q is None or (p.tokens[a].start <= q.start and q.end <= p.tokens[b - 1].end):
+            rng, cs, ce = (a, b), max(cs, p.tokens[a].start), min(ce, p.tokens[b - 1].end)
+        cs, ce = _stripped(p.text, cs, ce)
         out[(cs, ce)] = Candidate(cs, ce, *rng, p.text[cs:ce], e.label, "entity", q)
     for q in figures:
         if (q.start, q.end) in out or any(c.figure is q for c in out.values()):

@@ -10,7 +10,7 @@ from rag.composer.decide import Decision, ScoredCandidate
 from rag.composer.evidence import Sentence
 from rag.composer.lexicon import framing
 from rag.composer.question import Question
-from rag.figures import extract_figures, figures_equal
+from rag.figures import extract_figures, figures_equal, hedge_start
 from rag.types import Answer, Citation, Conflict, ConflictValue, FigureRef, Related
 
 _LEAD_WORD = re.compile(r"\b(by|in|from|since|until|before|after|around)\s+(?:the\s+)?$", re.I)
@@ -41,8 +41,10 @@ def short_text(sc: ScoredCandidate, q: Question) -> str:
     c = sc.candidate
     text = c.text
     f = c.figure
-    if f is not None and f.approx and f.approx.lower() not in text.lower():
-        text = f"{f.approx} {text}"
+    sentence = sc.sentence.sentence.text
+    hedge = hedge_start(sentence, f.start) if f is not None and f.approx else None
+    if hedge is not None and hedge < c.start:  # the hedge's own words, as the sentence has them
+        text = f"{sentence[hedge:c.start].strip()} {text}"
     if f is not None and f.kind in ("year", "date", "month") and q.wh == "when":
         lead = _LEAD_WORD.search(sc.sentence.sentence.text[max(0, c.start - 12):c.start])
         if lead:
