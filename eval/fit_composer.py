@@ -277,13 +277,26 @@ def tuning_sets(args: argparse.Namespace, settings: Settings) -> dict[str, tuple
     return out
 
 
-def analysed(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel) -> list[tuple[Example, Any, str]]:
-    """Every example's question analysed by its own set's composer under `model`'s focus table."""
+def analysed(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel,
+             only: set[int] | None = None) -> list[tuple[Example, Any, str]]:
+    """Every example's question (or those whose id() is in `only`) analysed by its own set's composer under
+    `model`'s focus table and label shares."""
     out = []
     for name, (assistant, examples) in sets.items():
         assistant.composer.model = model
-        out += [(ex, assistant.composer.analyse(ex.question), name) for ex in examples]
+        out += [(ex, assistant.composer.analyse(ex.question), name) for ex in examples
+                if only is None or id(ex) in only]
     return out
+
+
+def with_tables(base: dict[str, Any], first: Sequence[tuple[Example, Any, str]]) -> dict[str, Any]:
+    """The model with its focus-type table and label shares counted on `first` (analysed examples)."""
+    return {**base, "focus_types": focus_table(first), "label_prior": label_prior(first)}
+
+
+def prepare(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel, only: set[int] | None = None
+            ) -> list[Prepared]:
+    return [Prepared(ex, q, score_sentences(q, ex.sentences, model), name) for ex, q, name in analysed(sets, model, only)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,22 +313,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = tuning_sets(args, settings)
     base = dict(fitted_model())
     first = analysed(sets, ComposerModel.load(base))
-    base["focus_types"] = focus_table(first)
-    base["label_prior"] = label_prior(first)
+    base = with_tables(base, first)
     model = ComposerModel.load(base)
-    prepared = [Prepared(ex, q, score_sentences(q, ex.sentences, model), name) for ex, q, name in analysed(sets, model)]
+    prepared = prepare(sets, model)
     sx, sy = sentence_rows(prepared)
     b, w = fit_logistic(sx, sy)
     base = with_weights(base, "sentence", b, w, SENTENCE_FEATURES)
     model = ComposerModel.load(base)
     rescore(prepared, model)
-    # Cross-fitting: the answer model learns from candidates ranked by a ranker that never saw them.
-    order = np.random.default_rng(settings.bench_seed).permutation(len(prepared))
-    folds = [[prepared[i] for i in order[k::2]] for k in (0, 1)]
+    # Cross-fitting: the answer model learns from candidates ranked by a ranker, and typed by focus and label
+    # tables, that never saw their questions.
+    order = np.random.default_rng(settings.bench_seed).permutation(len(first))
+    folds = [{id(first[i][0]) for i in order[k::2]} for k in (0, 1)]
     rows = []
     for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        ranker = with_weights(base, "candidate", 0.0, fit_ranker(candidate_groups(train, model)), CANDIDATE_FEATURES)
-        rows += answer_rows(test, ComposerModel.load(ranker))
+        fold = ComposerModel.load(with_tables(base, [f for f in first if id(f[0]) in train]))
+        ranker = with_weights(base, "candidate", 0.0, fit_ranker(candidate_groups(prepare(sets, fold, train), fold)),
+                              CANDIDATE_FEATURES)
+        rows += answer_rows(prepare(sets, fold, test), ComposerModel.load({**ranker, "focus_types": fold.focus_types,
+                                                                           "label_prior": fold.label_prior}))
     b, w = fit_logistic(np.array([r[0] for r in rows]), np.array([float(r[1]) for r in rows]), l2=0.1)
     base = with_weights(base, "answer", b, w, ANSWER_FEATURES)
     base = with_weights(base, "candidate", 0.0, fit_ranker(candidate_groups(prepared, model)), CANDIDATE_FEATURES)

@@ -13,11 +13,13 @@ from rag.composer.features import (
     bigrams,
     candidate_features,
     coverage,
+    dep_coverage,
     focus_near,
     head_asked,
     in_question,
     matched_tokens,
     names_met,
+    nearest,
     repeats_question,
     roles,
     sentence_features,
@@ -256,3 +258,69 @@ def test_decide_keeps_the_asked_unit() -> None:
     """Rule: a question asked in dollars is never answered with a year, however near it stands."""
     q = question({"found": 1.0}, expected=("DATE",), unit="USD")
     assert decide(q, [sentence(FOUNDED)], MODEL, store=None).kind == "refuse"
+
+
+# "Gold was found in the top row of windows , about 1300 ."
+ROW = parsed([
+    ("Gold", "gold", "NOUN", "nsubjpass", 2, ""), ("was", "be", "AUX", "auxpass", 2, ""),
+    ("found", "find", "VERB", "ROOT", 2, ""), ("in", "in", "ADP", "prep", 2, ""),
+    ("the", "the", "DET", "det", 6, ""), ("top", "top", "ADJ", "amod", 6, ""), ("row", "row", "NOUN", "pobj", 3, ""),
+    ("of", "of", "ADP", "prep", 6, ""), ("windows", "window", "NOUN", "pobj", 7, ""),
+    (",", ",", "PUNCT", "punct", 2, ""), ("about", "about", "ADV", "advmod", 11, "DATE"),
+    ("1300", "1300", "NUM", "npadvmod", 2, "DATE"), (".", ".", "PUNCT", "punct", 2, ""),
+], ents=[(10, 12, "DATE")], chunks=[(0, 1), (4, 7), (8, 9)])
+
+# "Neptune and Triton were seen ."
+MOONS = parsed([
+    ("Neptune", "neptune", "PROPN", "nsubjpass", 4, ""), ("and", "and", "CCONJ", "cc", 0, ""),
+    ("Triton", "triton", "PROPN", "conj", 0, ""), ("were", "be", "AUX", "auxpass", 4, ""),
+    ("seen", "see", "VERB", "ROOT", 4, ""), (".", ".", "PUNCT", "punct", 4, ""),
+], chunks=[(0, 1), (2, 3)])
+
+
+def test_candidates_include_a_chunk_with_its_complement_or_its_conjuncts() -> None:
+    kinds = {c.text: c.kind for c in candidates(sentence(ROW))}
+    assert kinds["top row"] == "chunk" and kinds["top row of windows"] == "phrase"
+    assert {c.text: c.kind for c in candidates(sentence(MOONS))}["Neptune and Triton"] == "phrase"
+
+
+def test_candidates_hold_a_bare_figure_beside_its_hedged_entity() -> None:
+    kinds = {c.text: c.kind for c in candidates(sentence(ROW))}
+    assert kinds["about 1300"] == "entity" and kinds["1300"] == "figure"
+
+
+def test_entity_spans_lose_a_trailing_possessive_or_preposition() -> None:
+    p = parsed([("Renmin", "renmin", "PROPN", "compound", 1, "ORG"), ("University", "university", "PROPN", "poss", 3, "ORG"),
+                ("'s", "'s", "PART", "case", 1, "ORG"), ("campus", "campus", "NOUN", "ROOT", 3, "")],
+               ents=[(0, 3, "ORG")])
+    assert "Renmin University" in {c.text for c in candidates(sentence(p))}
+
+
+def test_dep_coverage_counts_question_words_two_links_away() -> None:
+    s = sentence(FOUNDED)
+    q = question({"found": 1.0, "company": 1.0})
+    assert dep_coverage(q, s, cand(s, "1922")) == pytest.approx(0.5)  # 1922 -> in -> founded; company is 3 away
+    assert dep_coverage(q, s, cand(s, "1922"), hops=3) == pytest.approx(1.0)
+
+
+def test_nearest_marks_the_closest_new_candidate_and_the_closest_of_the_expected_type() -> None:
+    rows = [{"in_question": 0.0, "syntax_near": 0.5, "type_expected": 0.0},
+            {"in_question": 0.0, "syntax_near": 0.25, "type_expected": 1.0},
+            {"in_question": 1.0, "syntax_near": 1.0, "type_expected": 1.0},
+            {"in_question": 0.0, "syntax_near": 0.0, "type_expected": 1.0}]
+    for f in rows:
+        f.update(nearest=0.0, nearest_expected=0.0)
+    nearest(rows)
+    assert [f["nearest"] for f in rows] == [1.0, 0.0, 0.0, 0.0]
+    assert [f["nearest_expected"] for f in rows] == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_a_short_answer_keeps_the_hedge_words_of_its_sentence() -> None:
+    from rag.composer.decide import ScoredCandidate, ScoredSentence
+    from rag.composer.render import short_text
+
+    s = sentence(ROW)
+    ss = ScoredSentence(s, {}, 0.0, 0.5)
+    when = question({"find": 1.0}, expected=("DATE",))
+    assert short_text(ScoredCandidate(cand(s, "1300"), ss, {}, 0.0), when) == "about 1300"
+    assert short_text(ScoredCandidate(cand(s, "about 1300"), ss, {}, 0.0), when) == "about 1300"

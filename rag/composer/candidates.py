@@ -22,7 +22,7 @@ class Candidate:
     tok_end: int
     text: str
     label: str  # an entity label, or "NP" for a noun chunk
-    kind: str  # entity | chunk | figure
+    kind: str  # entity | chunk | figure | phrase (a noun chunk with its coordinated nouns or complement)
     figure: Quantity | None = None
 
 
@@ -84,8 +84,8 @@ def _candidates(s: Sentence) -> list[Candidate]:
             rng, cs, ce = (a, b), max(cs, p.tokens[a].start), min(ce, p.tokens[b - 1].end)
         cs, ce = _stripped(p.text, cs, ce)
         out[(cs, ce)] = Candidate(cs, ce, *rng, p.text[cs:ce], e.label, "entity", q)
-    for q in figures:
-        if (q.start, q.end) in out or any(c.figure is q for c in out.values()):
+    for q in figures:  # the bare figure too when an entity holds more ("about 1300", "early 2012")
+        if (q.start, q.end) in out:
             continue
         rng = _token_range(s, q.start, q.end)
         if rng:
@@ -95,4 +95,41 @@ def _candidates(s: Sentence) -> list[Candidate]:
         cs, ce = _stripped(p.text, p.tokens[a].start, p.tokens[b - 1].end)
         if (cs, ce) not in out:
             out[(cs, ce)] = Candidate(cs, ce, a, b, p.text[cs:ce], "NP", "chunk", figure_in(cs, ce))
+        for b2 in _extensions(s, a, b):
+            cs, ce = p.tokens[a].start, p.tokens[b2 - 1].end
+            if (cs, ce) not in out:
+                out[(cs, ce)] = Candidate(cs, ce, a, b2, p.text[cs:ce], "NP", "phrase", figure_in(cs, ce))
     return sorted(out.values(), key=lambda c: (c.start, -c.end))
+
+
+def _right_edges(s: Sentence) -> list[int]:
+    """For each token, one past the last token of its dependency subtree (kept with the sentence)."""
+    if "right_edges" not in s.derived:
+        toks = s.parse.tokens
+        edge = [t.i + 1 for t in toks]
+        for t in toks:
+            j, steps = t.i, 0
+            while toks[j].head != j and steps < len(toks):
+                j, steps = toks[j].head, steps + 1
+                edge[j] = max(edge[j], t.i + 1)
+        s.derived["right_edges"] = edge
+    return s.derived["right_edges"]
+
+
+def _extensions(s: Sentence, a: int, b: int, most: int = 8) -> list[int]:
+    """Ends of longer phrases a noun chunk heads: with its coordinated nouns ("Neptune and Triton") or with
+    an "of"/"in" complement ("top row of windows"), at most `most` tokens in all, ending on a word."""
+    toks = s.parse.tokens
+    root = next((i for i in range(a, b) if not a <= toks[i].head < b or toks[i].head == i), b - 1)
+    edges = _right_edges(s)
+    ends = []
+    for t in toks[b:]:
+        if t.head != root:
+            continue
+        if t.dep == "conj" or (t.dep == "prep" and t.lemma in ("of", "in")):
+            end = edges[t.i]
+            while end > b and toks[end - 1].pos in _TRIM_END:
+                end -= 1
+            if b < end <= a + most:
+                ends.append(end)
+    return ends

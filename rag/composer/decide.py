@@ -16,6 +16,7 @@ from rag.composer.features import (
     coverage,
     matched_tokens,
     mention_key,
+    nearest,
     sentence_features,
     unit_ok,
 )
@@ -84,11 +85,10 @@ def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerM
     out = []
     for ss in top:
         matched = matched_tokens(q, ss.sentence)
-        for c in ss.candidates:
-            if not unit_ok(q, c):  # rule: the asked unit must hold
-                continue
-            f = candidate_features(q, ss.sentence, c, matched, ss.logit, seen)
-            out.append(ScoredCandidate(c, ss, f, model.candidate.logit(f)))
+        kept = [c for c in ss.candidates if unit_ok(q, c)]  # rule: the asked unit must hold
+        rows = [candidate_features(q, ss.sentence, c, matched, ss.logit, seen) for c in kept]
+        nearest(rows)
+        out += [ScoredCandidate(c, ss, f, model.candidate.logit(f)) for c, f in zip(kept, rows, strict=True)]
     if out:
         scores = np.array([sc.score for sc in out])
         shares = np.exp(scores - scores.max())

@@ -14,8 +14,8 @@ SENTENCE_FEATURES = ("dense", "coverage", "coverage_context", "bigrams", "rank",
 CANDIDATE_FEATURES = ("sentence", "type_expected", "type_first", "type_prior", "type_unexpected", "in_question", "surface_near",
                       "syntax_near", "head_asked", "wh_head_match", "window_coverage", "focus_near", "length",
                       "mentions", "subject", "object", "prep_object", "modifier", "adjective", "same_role",
-                      "same_prep",
-                      "is_entity", "is_chunk", "is_figure", "has_figure")
+                      "same_prep", "dep_coverage", "role_head", "nearest", "nearest_expected",
+                      "is_entity", "is_chunk", "is_figure", "is_phrase", "has_figure")
 # Dependency labels of a candidate's root, grouped into the roles the candidate features name.
 ROLES = {"subject": ("nsubj", "nsubjpass", "csubj"), "object": ("dobj", "attr", "oprd"), "prep_object": ("pobj",),
          "modifier": ("compound", "amod", "nmod", "poss", "nummod", "npadvmod")}
@@ -144,6 +144,19 @@ def syntax_near(s: Sentence, c: Candidate, matched: list[int]) -> float:
     return 0.0
 
 
+def dep_coverage(q: Question, s: Sentence, c: Candidate, hops: int = 2) -> float:
+    """IDF-weighted share of the question's words within `hops` dependency links of the candidate."""
+    g = _graph(s)
+    seen = set(range(c.tok_start, c.tok_end))
+    frontier = list(seen)
+    for _ in range(hops):
+        frontier = [nb for node in frontier for nb in g.get(node, ()) if nb not in seen]
+        seen.update(frontier)
+    toks = s.parse.tokens
+    near = frozenset(toks[i].lemma for i in seen if not c.tok_start <= i < c.tok_end)
+    return coverage(q, near)
+
+
 def _root(s: Sentence, c: Candidate) -> int:
     toks = s.parse.tokens
     for i in range(c.tok_start, c.tok_end):
@@ -246,11 +259,28 @@ def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int
         "adjective": adjective(s, c),
         "same_role": same_role(q, s, c),
         "same_prep": same_prep(q, s, c),
+        "dep_coverage": dep_coverage(q, s, c),
+        "role_head": same_role(q, s, c) * wh_head_match(q, s, c),
+        "nearest": 0.0,  # set by nearest() over the sentence's candidates
+        "nearest_expected": 0.0,
         "is_entity": float(c.kind == "entity"),
         "is_chunk": float(c.kind == "chunk"),
         "is_figure": float(c.kind == "figure"),
+        "is_phrase": float(c.kind == "phrase"),
         "has_figure": float(c.figure is not None),
     }
+
+
+def nearest(rows: list[dict[str, float]]) -> None:
+    """Mark, among one sentence's candidates that the question does not already say, the ones closest in the
+    dependency tree to the question's words, and the closest of the expected type."""
+    fresh = [f for f in rows if f["in_question"] < 1.0]
+    best = max((f["syntax_near"] for f in fresh), default=0.0)
+    typed = max((f["syntax_near"] for f in fresh if f["type_expected"]), default=0.0)
+    for f in fresh:
+        if f["syntax_near"] > 0:
+            f["nearest"] = float(f["syntax_near"] == best)
+            f["nearest_expected"] = float(bool(f["type_expected"]) and f["syntax_near"] == typed)
 
 
 # --- answer features (is the best candidate right?) ----------------------------------------------------------

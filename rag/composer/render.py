@@ -13,7 +13,7 @@ from rag.composer.question import Question
 from rag.figures import extract_figures, figures_equal, hedge_start
 from rag.types import Answer, Citation, Conflict, ConflictValue, FigureRef, Related
 
-_LEAD_WORD = re.compile(r"\b(by|in|from|since|until|before|after|around)\s+(?:the\s+)?$", re.I)
+_LEAD_WORD = re.compile(r"\b(by|from|since|until|before|after|around)\s+(?:the\s+)?$", re.I)
 
 
 def words(lang: str) -> dict[str, str]:
@@ -44,11 +44,11 @@ def short_text(sc: ScoredCandidate, q: Question) -> str:
     sentence = sc.sentence.sentence.text
     hedge = hedge_start(sentence, f.start) if f is not None and f.approx else None
     if hedge is not None and hedge < c.start:  # the hedge's own words, as the sentence has them
-        text = f"{sentence[hedge:c.start].strip()} {text}"
+        return f"{sentence[hedge:c.start].strip()} {text}"
     if f is not None and f.kind in ("year", "date", "month") and q.wh == "when":
-        lead = _LEAD_WORD.search(sc.sentence.sentence.text[max(0, c.start - 12):c.start])
+        lead = _LEAD_WORD.search(sentence[max(0, c.start - 12):c.start])
         if lead:
-            text = f"{lead.group(1)} {text}"
+            return f"{lead.group(1)} {text}"
     return text
 
 
