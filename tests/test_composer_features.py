@@ -10,6 +10,7 @@ from rag.composer.decide import answer_confidence, decide, mentions, score_candi
 from rag.composer.evidence import Sentence
 from rag.composer.features import (
     adjective,
+    align,
     bigrams,
     candidate_features,
     coverage,
@@ -27,6 +28,7 @@ from rag.composer.features import (
     syntax_near,
     type_scores,
     unit_ok,
+    window_coverage,
 )
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question, kana_skeleton, latin_skeleton
@@ -153,7 +155,7 @@ def test_focus_near_links_the_focus_noun() -> None:
 def test_candidate_features_are_named_and_complete() -> None:
     s = sentence(FOUNDED)
     q = question({"found": 1.0}, expected=("DATE",))
-    f = candidate_features(q, s, cand(s, "1922"), matched_tokens(q, s), 1.5)
+    f = candidate_features(q, s, cand(s, "1922"), align(q, s), 1.5)
     assert f["sentence"] == 1.5 and f["type_expected"] == 1.0 and f["is_entity"] == 1.0
 
 
@@ -324,3 +326,22 @@ def test_a_short_answer_keeps_the_hedge_words_of_its_sentence() -> None:
     when = question({"find": 1.0}, expected=("DATE",))
     assert short_text(ScoredCandidate(cand(s, "1300"), ss, {}, 0.0), when) == "about 1300"
     assert short_text(ScoredCandidate(cand(s, "about 1300"), ss, {}, 0.0), when) == "about 1300"
+
+
+def test_alignment_distances_give_the_same_syntax_nearness_as_a_search_per_candidate() -> None:
+    for p in (FOUNDED, ROW):
+        s = sentence(p)
+        q = question({"found": 1.0, "company": 1.0, "row": 1.0})
+        al = align(q, s)
+        for c in candidates(s):
+            assert syntax_near(s, c, al.matched, al.distance) == pytest.approx(syntax_near(s, c, al.matched))
+
+
+def test_window_and_dependency_coverage_are_the_same_from_the_alignment() -> None:
+    for p in (FOUNDED, ROW):
+        s = sentence(p)
+        q = question({"found": 1.0, "company": 2.0, "row": 1.0, "window": 3.0, "gold": 1.0})
+        al = align(q, s)
+        for c in candidates(s):
+            assert dep_coverage(q, s, c, al=al) == pytest.approx(dep_coverage(q, s, c))
+            assert window_coverage(q, s, c, matched=al.matched) == pytest.approx(window_coverage(q, s, c))

@@ -11,16 +11,16 @@ import numpy as np
 from rag.composer.candidates import Candidate, candidates
 from rag.composer.evidence import Sentence
 from rag.composer.features import (
+    align,
     answer_features,
     candidate_features,
     coverage,
-    matched_tokens,
     mention_key,
     nearest,
     sentence_features,
     unit_ok,
 )
-from rag.composer.model import ComposerModel
+from rag.composer.model import ComposerModel, sigmoid
 from rag.composer.question import Question
 from rag.figures import figures_equal
 
@@ -63,8 +63,11 @@ def score_sentences(q: Question, sentences: list[Sentence], model: ComposerModel
     for s in sentences:
         cands = candidates(s)
         available = max((float(c.label in q.expected) for c in cands), default=0.0) if q.expected else 0.0
-        f = sentence_features(q, s, available)
-        out.append(ScoredSentence(s, f, model.sentence.logit(f), model.sentence.prob(f), cands))
+        out.append(ScoredSentence(s, sentence_features(q, s, available), 0.0, 0.0, cands))
+    if out:
+        logits = model.sentence.logits([ss.features for ss in out])
+        for ss, z, p in zip(out, logits.tolist(), sigmoid(logits).tolist(), strict=True):
+            ss.logit, ss.prob = z, p
     out.sort(key=lambda x: -x.logit)
     return out
 
@@ -84,13 +87,15 @@ def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerM
     seen = mentions(top)
     out = []
     for ss in top:
-        matched = matched_tokens(q, ss.sentence)
+        al = align(q, ss.sentence)
         kept = [c for c in ss.candidates if unit_ok(q, c)]  # rule: the asked unit must hold
-        rows = [candidate_features(q, ss.sentence, c, matched, ss.logit, seen) for c in kept]
+        rows = [candidate_features(q, ss.sentence, c, al, ss.logit, seen) for c in kept]
         nearest(rows)
-        out += [ScoredCandidate(c, ss, f, model.candidate.logit(f)) for c, f in zip(kept, rows, strict=True)]
+        out += [ScoredCandidate(c, ss, f, 0.0) for c, f in zip(kept, rows, strict=True)]
     if out:
-        scores = np.array([sc.score for sc in out])
+        scores = model.candidate.logits([sc.features for sc in out])
+        for sc, z in zip(out, scores.tolist(), strict=True):
+            sc.score = z
         shares = np.exp(scores - scores.max())
         shares /= shares.sum()
         for sc, p in zip(out, shares.tolist(), strict=True):

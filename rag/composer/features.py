@@ -4,6 +4,7 @@ Their weights are fitted (eval/fit_composer.py) and live in model.json, never he
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from rag.composer.candidates import Candidate
 from rag.composer.evidence import Sentence
@@ -84,6 +85,43 @@ def matched_tokens(q: Question, s: Sentence) -> list[int]:
     return [t.i for t in s.parse.tokens if t.lemma in q.terms]
 
 
+@dataclass(slots=True)
+class Alignment:
+    """What each candidate of one sentence is measured against, computed once per question and sentence: the
+    question's words in it, every token's dependency distance to the nearest of them, the words asked."""
+
+    matched: list[int]
+    distance: list[int]  # -1 where no question word is reachable
+    asked: frozenset[str]
+    each: dict[int, list[int]]  # per question word: every token's distance to it (-1: unreachable)
+
+
+def asked_words(q: Question) -> frozenset[str]:
+    return frozenset(q.terms) | {n for name in q.names for n in name.split()}
+
+
+def align(q: Question, s: Sentence) -> Alignment:
+    matched = matched_tokens(q, s)
+    g = _graph(s)
+    return Alignment(matched, _distances(g, matched, len(s.parse.tokens)), asked_words(q),
+                     {i: _distances(g, [i], len(s.parse.tokens)) for i in matched})
+
+
+def _distances(g: dict[int, list[int]], sources: list[int], n: int) -> list[int]:
+    """Breadth-first dependency distance of every token to the nearest of `sources`."""
+    distance = [-1] * n
+    frontier = deque(sources)
+    for i in sources:
+        distance[i] = 0
+    while frontier:
+        node = frontier.popleft()
+        for nb in g.get(node, ()):
+            if distance[nb] < 0:
+                distance[nb] = distance[node] + 1
+                frontier.append(nb)
+    return distance
+
+
 def type_scores(q: Question, c: Candidate) -> tuple[float, float]:
     """(a label the question expects, a label it does not); (0, 0) when it expects nothing in particular."""
     if not q.expected:
@@ -97,12 +135,12 @@ def unit_ok(q: Question, c: Candidate) -> bool:
     return q.unit is None or (c.figure is not None and c.figure.unit == q.unit)
 
 
-def in_question(q: Question, s: Sentence, c: Candidate) -> float:
+def in_question(q: Question, s: Sentence, c: Candidate, asked: frozenset[str] | None = None) -> float:
     """Share of the candidate's content tokens that the question already says."""
     toks = [t for t in s.parse.tokens[c.tok_start:c.tok_end] if not t.is_stop and t.pos != "PUNCT"]
     if not toks:
         return 1.0
-    asked = set(q.terms) | {n for name in q.names for n in name.split()}
+    asked = asked_words(q) if asked is None else asked
     return sum(1 for t in toks if t.lemma in asked or t.text.lower() in asked) / len(toks)
 
 
@@ -125,11 +163,15 @@ def _graph(s: Sentence) -> dict[int, list[int]]:
     return g
 
 
-def syntax_near(s: Sentence, c: Candidate, matched: list[int]) -> float:
-    """1 / (1 + dependency path length) from the candidate to the closest question word outside it."""
+def syntax_near(s: Sentence, c: Candidate, matched: list[int], distance: list[int] | None = None) -> float:
+    """1 / (1 + dependency path length) from the candidate to the closest question word outside it;
+    `distance` (see `align`) answers at once for a candidate holding no question word."""
     targets = {i for i in matched if not c.tok_start <= i < c.tok_end}
     if not targets:
         return 0.0
+    if distance is not None and len(targets) == len(matched):
+        reach = [d for d in distance[c.tok_start:c.tok_end] if d >= 0]
+        return 1.0 / (1 + min(reach)) if reach else 0.0
     g = _graph(s)
     seen = set(range(c.tok_start, c.tok_end))
     frontier = deque((i, 0) for i in seen)
@@ -144,15 +186,19 @@ def syntax_near(s: Sentence, c: Candidate, matched: list[int]) -> float:
     return 0.0
 
 
-def dep_coverage(q: Question, s: Sentence, c: Candidate, hops: int = 2) -> float:
+def dep_coverage(q: Question, s: Sentence, c: Candidate, hops: int = 2, al: Alignment | None = None) -> float:
     """IDF-weighted share of the question's words within `hops` dependency links of the candidate."""
+    toks = s.parse.tokens
+    if al is not None:
+        near = frozenset(toks[m].lemma for m, d in al.each.items() if not c.tok_start <= m < c.tok_end and any(
+            0 <= x <= hops for x in d[c.tok_start:c.tok_end]))
+        return coverage(q, near)
     g = _graph(s)
     seen = set(range(c.tok_start, c.tok_end))
     frontier = list(seen)
     for _ in range(hops):
         frontier = [nb for node in frontier for nb in g.get(node, ()) if nb not in seen]
         seen.update(frontier)
-    toks = s.parse.tokens
     near = frozenset(toks[i].lemma for i in seen if not c.tok_start <= i < c.tok_end)
     return coverage(q, near)
 
@@ -187,9 +233,14 @@ def wh_head_match(q: Question, s: Sentence, c: Candidate) -> float:
     return float(h.lemma == q.wh_head and not c.tok_start <= h.i < c.tok_end)
 
 
-def window_coverage(q: Question, s: Sentence, c: Candidate, width: int = 6) -> float:
-    """IDF-weighted share of the question's words within `width` tokens either side of the candidate."""
+def window_coverage(q: Question, s: Sentence, c: Candidate, width: int = 6, matched: list[int] | None = None
+                    ) -> float:
+    """IDF-weighted share of the question's words within `width` tokens either side of the candidate
+    (`matched`, the question's words in the sentence, makes it quicker)."""
     toks = s.parse.tokens
+    if matched is not None:
+        return coverage(q, frozenset(toks[i].lemma for i in matched if c.tok_start - width <= i < c.tok_start
+                                     or c.tok_end <= i < c.tok_end + width))
     near = {t.lemma for t in toks[max(0, c.tok_start - width):c.tok_start]} | {
         t.lemma for t in toks[c.tok_end:c.tok_end + width]}
     return coverage(q, frozenset(near))
@@ -201,8 +252,7 @@ def focus_near(q: Question, s: Sentence, c: Candidate) -> float:
         return 0.0
     toks = s.parse.tokens
     inside = any(t.lemma == q.focus for t in toks[c.tok_start:c.tok_end])
-    root = toks[_root(s, c)]
-    linked = toks[root.head].lemma == q.focus or any(t.head == root.i and t.lemma == q.focus for t in toks)
+    linked = any(toks[j].lemma == q.focus for j in _graph(s)[_root(s, c)])  # its head or a dependent
     return float(inside or linked)
 
 
@@ -235,23 +285,25 @@ def mention_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int], sentence_score: float,
+def candidate_features(q: Question, s: Sentence, c: Candidate, al: Alignment, sentence_score: float,
                        mentions: dict[str, int] | None = None) -> dict[str, float]:
-    """`mentions`: how many of the best sentences mention each candidate text."""
+    """`al`: the question aligned with the sentence; `mentions`: how many of the best sentences mention each
+    candidate text."""
     expected, unexpected = type_scores(q, c)
     seen = (mentions or {}).get(mention_key(c.text), 1)
+    matched = al.matched
     return {
         "sentence": sentence_score,
         "type_expected": expected,
         "type_first": float(bool(q.expected) and c.label == q.expected[0]),
         "type_prior": q.label_prior.get(c.label, 0.0),
         "type_unexpected": unexpected,
-        "in_question": in_question(q, s, c),
+        "in_question": in_question(q, s, c, al.asked),
         "surface_near": surface_near(c, matched),
-        "syntax_near": syntax_near(s, c, matched),
+        "syntax_near": syntax_near(s, c, matched, al.distance),
         "head_asked": head_asked(q, s, c),
         "wh_head_match": wh_head_match(q, s, c),
-        "window_coverage": window_coverage(q, s, c),
+        "window_coverage": window_coverage(q, s, c, matched=matched),
         "focus_near": focus_near(q, s, c),
         "length": min(c.tok_end - c.tok_start, 10) / 10,
         "mentions": min(seen - 1, 3) / 3,
@@ -259,7 +311,7 @@ def candidate_features(q: Question, s: Sentence, c: Candidate, matched: list[int
         "adjective": adjective(s, c),
         "same_role": same_role(q, s, c),
         "same_prep": same_prep(q, s, c),
-        "dep_coverage": dep_coverage(q, s, c),
+        "dep_coverage": dep_coverage(q, s, c, al=al),
         "role_head": same_role(q, s, c) * wh_head_match(q, s, c),
         "nearest": 0.0,  # set by nearest() over the sentence's candidates
         "nearest_expected": 0.0,

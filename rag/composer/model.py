@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from rag.composer.lexicon import fitted_model
 
 
@@ -23,6 +25,16 @@ class Linear:
     def prob(self, features: dict[str, float]) -> float:
         z = max(-30.0, min(30.0, self.logit(features)))
         return 1.0 / (1.0 + math.exp(-z))
+
+    def logits(self, rows: list[dict[str, float]]) -> np.ndarray:
+        """`logit` of many feature rows at once (the same sums, as one matrix product)."""
+        names = list(self.weights)
+        x = np.array([[f.get(k, 0.0) for k in names] for f in rows], dtype=np.float64).reshape(len(rows), len(names))
+        return self.bias + x @ np.array([self.weights[k] for k in names])
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
 
 
 @dataclass(frozen=True, slots=True)
