@@ -55,6 +55,15 @@ def _stripped(text: str, cs: int, ce: int) -> tuple[int, int]:
     return cs, ce
 
 
+def labels(s: Sentence) -> frozenset[str]:
+    """The labels the sentence's candidates can carry (entity labels, figure labels, NP), without building them."""
+    if "labels" not in s.derived:
+        p = s.parse
+        s.derived["labels"] = frozenset({e.label for e in p.ents} | {figure_label(q) for q in s.figures}
+                                        | ({"NP"} if p.chunks else set()))
+    return s.derived["labels"]
+
+
 def candidates(s: Sentence) -> list[Candidate]:
     """Distinct spans of the sentence that could answer a question; a figure's entity carries the figure."""
     if "candidates" not in s.derived:

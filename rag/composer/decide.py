@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.composer.candidates import Candidate, candidates
+from rag.composer.candidates import Candidate, candidates, labels
 from rag.composer.evidence import Sentence
 from rag.composer.features import (
     align,
@@ -31,7 +31,6 @@ class ScoredSentence:
     features: dict[str, float]
     logit: float
     prob: float
-    candidates: list[Candidate] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -60,10 +59,10 @@ class Decision:
 def score_sentences(q: Question, sentences: list[Sentence], model: ComposerModel) -> list[ScoredSentence]:
     """Every sentence with its features and probability of holding the answer, best first."""
     out = []
+    expected = frozenset(q.expected)
     for s in sentences:
-        cands = candidates(s)
-        available = max((float(c.label in q.expected) for c in cands), default=0.0) if q.expected else 0.0
-        out.append(ScoredSentence(s, sentence_features(q, s, available), 0.0, 0.0, cands))
+        available = float(bool(expected & labels(s)))
+        out.append(ScoredSentence(s, sentence_features(q, s, available), 0.0, 0.0))
     if out:
         logits = model.sentence.logits([ss.features for ss in out])
         for ss, z, p in zip(out, logits.tolist(), sigmoid(logits).tolist(), strict=True):
@@ -76,19 +75,20 @@ def mentions(top: list[ScoredSentence]) -> dict[str, int]:
     """How many of the best sentences mention each candidate text."""
     out: dict[str, int] = {}
     for ss in top:
-        for key in {mention_key(c.text) for c in ss.candidates}:
+        for key in {mention_key(c.text) for c in candidates(ss.sentence)}:
             out[key] = out.get(key, 0) + 1
     return out
 
 
 def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredCandidate]:
-    """The candidates of the best sentences that meet the asked unit, scored and shared out, best first."""
-    top = ranked[:model.evidence_sentences]
+    """The candidates of the best sentences (at most `evidence_sentences`, within `evidence_margin` in logit of
+    the best) that meet the asked unit, scored and shared out, best first."""
+    top = [ss for ss in ranked[:model.evidence_sentences] if ss.logit >= ranked[0].logit - model.evidence_margin]
     seen = mentions(top)
     out = []
     for ss in top:
         al = align(q, ss.sentence)
-        kept = [c for c in ss.candidates if unit_ok(q, c)]  # rule: the asked unit must hold
+        kept = [c for c in candidates(ss.sentence) if unit_ok(q, c)]  # rule: the asked unit must hold
         rows = [candidate_features(q, ss.sentence, c, al, ss.logit, seen) for c in kept]
         nearest(rows)
         out += [ScoredCandidate(c, ss, f, 0.0) for c, f in zip(kept, rows, strict=True)]

@@ -36,11 +36,19 @@ def bigrams(q: Question, s: Sentence) -> float:
     pairs = list(zip(toks, toks[1:], strict=False))
     if not pairs:
         return 0.0
-    pos: dict[str, list[int]] = {}
-    for t in s.parse.tokens:
-        pos.setdefault(t.lemma, []).append(t.i)
+    pos = _positions(s)
     hit = sum(1 for a, b in pairs if any(abs(i - j) <= 2 for i in pos.get(a, ()) for j in pos.get(b, ())))
     return hit / len(pairs)
+
+
+def _positions(s: Sentence) -> dict[str, list[int]]:
+    """Token positions of each lemma of the sentence (kept with the sentence)."""
+    pos = s.derived.get("positions")
+    if pos is None:
+        pos = s.derived["positions"] = {}
+        for t in s.parse.tokens:
+            pos.setdefault(t.lemma, []).append(t.i)
+    return pos
 
 
 def names_met(q: Question, s: Sentence) -> float:
