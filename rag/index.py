@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ from rag.annotate import AnnotationTable, Parsed
 from rag.config import Settings
 from rag.errors import BadIndexError, CorruptIndexError, DiskFullError, RagError
 from rag.lexical import Lexical
-from rag.types import Chunk, DocMeta, Document, Span
+from rag.tables import ChunkTable, DocumentTable, _jsonl, read_jsonl
+from rag.types import Chunk, Document
 from rag.vector_index import SHARD_DIR, SearchParams, VectorIndex, build_faiss, load_shards, load_single
 from rag.vector_index import build as build_vector_index
 
-__all__ = ["build_faiss"]  # re-exported for bench/search.py
+__all__ = ["_jsonl", "build_faiss", "read_jsonl"]  # re-exported for bench/search.py and the tests
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: documents and chunks as memory-mapped columns (rag/tables.py), not JSON Lines
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -43,7 +44,6 @@ GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+")
 COUNTS = ("documents", "chunks", "sentences")
 MANIFEST_KEYS = ("format_version", "model", "dim", "config", "built_at", "counts", "documents", "artifacts",
                  "files")
-_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}  # json.dumps leaves them raw
 
 
 # ---------------------------------------------------------------- hints and small file helpers
@@ -213,13 +213,13 @@ def check_compatible(manifest: dict[str, Any], model: str, dim: int, index_dir: 
 
 @dataclass
 class IndexData:
-    """Everything a generation holds, in memory: what ingest writes and IndexStore reads."""
+    """Everything a generation holds: what ingest writes and IndexStore reads (mostly memory-mapped)."""
 
     manifest: dict[str, Any]
-    documents: dict[str, Document]
-    chunks: list[Chunk]
+    documents: Mapping[str, Document]  # ingest: a dict; read back: a DocumentTable (rag/tables.py)
+    chunks: Sequence[Chunk]  # ingest: a list; read back: a ChunkTable
     chunk_vectors: np.ndarray
-    sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk, rows of sentence_vectors
+    sentence_rows: Sequence[Sequence[int]] = field(default_factory=list)  # per chunk, rows of sentence_vectors
     sentence_vectors: np.ndarray | None = None
     annotations: AnnotationTable | None = None  # per sentence row, parsed at ingest
     faiss: VectorIndex | None = None  # built from chunk_vectors when written (rag/vector_index.py)
@@ -255,63 +255,30 @@ class Artifact:
     writes: Callable[[IndexData], bool] | None = None  # for an optional artifact: written only when true
 
 
-def _jsonl(records: Iterator[dict[str, Any]]) -> bytes:
-    """JSON Lines that any line splitter reads back: only "\\n" ends a line (U+2028 & co. are escaped)."""
-    out = []
-    for rec in records:
-        line = json.dumps(rec, ensure_ascii=False)
-        for raw, escaped in _LINE_BREAKS.items():
-            line = line.replace(raw, escaped)
-        out.append(line)
-    return "\n".join(out).encode("utf-8")
-
-
-def read_jsonl(path: Path) -> list[Any]:
-    """Records of a JSON Lines file, split on "\\n" only (str.splitlines also splits inside strings)."""
-    return [json.loads(line) for line in path.read_bytes().decode("utf-8").split("\n") if line.strip()]
-
-
 def _save_documents(path: Path, data: IndexData) -> None:
-    def record(doc: Document) -> dict[str, Any]:
-        meta = {k: getattr(doc.meta, k) for k in DocMeta.__slots__}
-        meta["languages"] = list(doc.meta.languages)
-        return {"doc_id": doc.doc_id, "text": doc.text, "meta": meta}
-
-    _fsync_write(path, _jsonl(record(d) for d in data.documents.values()))
+    assert isinstance(data.documents, DocumentTable)  # _write_files made the columns
+    data.documents.save(path)
 
 
 def _load_documents(path: Path, _: dict[str, Any]) -> dict[str, Any]:
-    documents = {}
-    for d in read_jsonl(path):
-        meta = d["meta"]
-        meta["languages"] = tuple(meta.get("languages") or ())
-        documents[d["doc_id"]] = Document(d["doc_id"], d["text"], DocMeta(**meta))
-    return {"documents": documents}
+    return {"documents": DocumentTable.load(path)}
 
 
 def _save_chunks(path: Path, data: IndexData) -> None:
-    rows = data.sentence_rows or [[] for _ in data.chunks]
-    _fsync_write(path, _jsonl(
-        {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
-         "sentences": [[s.start, s.end] for s in c.sentences], "n_tokens": c.n_tokens, "sentence_rows": r}
-        for c, r in zip(data.chunks, rows, strict=True)))
+    assert isinstance(data.chunks, ChunkTable)
+    data.chunks.save(path)
 
 
 def _load_chunks(path: Path, loaded: dict[str, Any]) -> dict[str, Any]:
-    documents: dict[str, Document] = loaded["documents"]
-    chunks, sentence_rows = [], []
-    for c in read_jsonl(path):
-        text = documents[c["doc_id"]].text
-        start, end = c["start"], c["end"]
-        sents = tuple(Span(s, e) for s, e in c["sentences"])
-        if not (0 <= start <= end <= len(text)) or any(not start <= s.start <= s.end <= end for s in sents):
-            raise ValueError(f"chunk {c['chunk_id']} spans [{start}, {end}) outside its document "
-                             f"({len(text)} characters) or its sentences")
-        chunks.append(Chunk(c["chunk_id"], c["doc_id"], start, end, text[start:end], sents, c["n_tokens"]))
-        if len(c["sentence_rows"]) not in (0, len(sents)):
-            raise ValueError(f"chunk {c['chunk_id']} has {len(sents)} sentences but {len(c['sentence_rows'])} rows")
-        sentence_rows.append(c["sentence_rows"])
-    return {"chunks": chunks, "sentence_rows": sentence_rows}
+    table = ChunkTable.load(path, loaded["documents"])
+    return {"chunks": table, "sentence_rows": table.row_lists()}
+
+
+def as_columns(data: IndexData) -> None:
+    """Documents and chunks held as objects (as ingest builds them) turned into the columns written."""
+    data.documents = DocumentTable.of(data.documents)
+    data.chunks = ChunkTable.of(data.chunks, data.sentence_rows, data.documents)
+    data.sentence_rows = data.chunks.row_lists()
 
 
 def is_approximate(manifest: dict[str, Any]) -> bool:
@@ -382,8 +349,8 @@ def _save_lexical(path: Path, data: IndexData) -> None:
 # A new per-sentence table is one more line, e.g. `_table("roles.npz", "roles", RoleTable, rows="sentences")`,
 # its value set in `IndexData.extra["roles"]` by ingest and read back from there.
 ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("documents.jsonl", "documents", _save_documents, _load_documents, rows="documents"),
-    Artifact("chunks.jsonl", "chunks", _save_chunks, _load_chunks, rows="chunks"),
+    Artifact("documents", "documents", _save_documents, _load_documents, rows="documents"),  # ids, meta, texts
+    Artifact("chunks", "chunks", _save_chunks, _load_chunks, rows="chunks"),  # offsets, sentences, their rows
     _npy("chunk_vectors.npy", "chunk_vectors", rows="chunks"),
     _npy("sentence_vectors.npy", "sentence_vectors", rows="sentences", optional=True, reduced=True),
     _table("annotations.npz", "annotations", AnnotationTable, rows="sentences"),
@@ -449,12 +416,11 @@ def _cross_check(gen: Path, data: IndexData, artifacts: list[Artifact]) -> None:
         if arr is not None and len(arr) and arr.shape[1] != dim:
             raise _corrupt(gen, f"{name} has dimension {arr.shape[1]}, the index {dim}")
     if set(m["documents"]) != set(data.documents):
-        raise _corrupt(gen, f"documents.jsonl and {MANIFEST} list different documents")
+        raise _corrupt(gen, f"documents and {MANIFEST} list different documents")
     n_sent = expected["sentences"]
-    if any(not 0 <= r < n_sent for rows in data.sentence_rows for r in rows):
-        raise _corrupt(gen, f"chunks.jsonl points at sentence rows outside 0..{n_sent - 1}")
-    if len({c.chunk_id for c in data.chunks}) != len(data.chunks):
-        raise _corrupt(gen, "chunks.jsonl repeats a chunk id")
+    rows = data.chunks.sentence_row if isinstance(data.chunks, ChunkTable) else np.zeros(0, np.int64)
+    if len(rows) and (rows.min() < -1 or rows.max() >= n_sent):
+        raise _corrupt(gen, f"chunks point at sentence rows outside 0..{n_sent - 1}")
 
 
 def load_generation(gen: Path, *, with_bm25: bool = True, verify_checksums: bool = True) -> IndexData:
@@ -558,6 +524,7 @@ def write_generation(index_dir: Path, data: IndexData, settings: Settings) -> Pa
 
 
 def _write_files(tmp: Path, data: IndexData, settings: Settings) -> None:
+    as_columns(data)
     if data.faiss is None:
         data.faiss = build_vector_index(data.chunk_vectors, settings)
     if data.lexical is None:
@@ -721,15 +688,22 @@ def repair_index(index_dir: Path, on_wait: Callable[[str], None] | None = None) 
 
 
 class IndexStore:
-    """A loaded, read-only index: lookups of documents, chunks and vectors, and both searches."""
+    """A loaded, read-only index: lookups of documents, chunks and vectors, and both searches.
+
+    `documents` and `chunks` are columns read from memory-mapped files (rag/tables.py): a lookup or an
+    iteration makes lightweight `Document`/`Chunk` views, so memory does not grow with the chunk count.
+    """
+
+    PARSE_CACHE = 200_000  # decoded sentence parses kept (then the cache starts over)
 
     def __init__(self, index_dir: Path, settings: Settings) -> None:
         data = load_data(index_dir, verify_checksums=settings.verify_checksums)
+        assert isinstance(data.documents, DocumentTable) and isinstance(data.chunks, ChunkTable)
         self.index_dir = index_dir
         self.generation = data.generation  # what `current_generation` named when it was read
         self.manifest = data.manifest
-        self.documents = data.documents
-        self.chunks = data.chunks
+        self.documents: DocumentTable = data.documents
+        self.chunks: ChunkTable = data.chunks
         self._data = data
         self._parses: dict[int, Parsed] = {}  # decoded on first use; a dict write is atomic under the GIL
         self._faiss = data.faiss
@@ -737,8 +711,6 @@ class IndexStore:
             self._faiss.params = SearchParams.of(settings)
         self._lexical = data.lexical
         faiss.omp_set_num_threads(settings.faiss_query_threads)
-        self.chunk_doc_ids = np.array([c.doc_id for c in self.chunks], dtype=object)
-        self.chunk_rows = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self.copies: dict[str, list[str]] = {}  # indexed doc id -> ids of identical documents not indexed
         for dup, kept in sorted(self.manifest.get("duplicates", {}).items()):
             self.copies.setdefault(kept, []).append(dup)
@@ -747,24 +719,31 @@ class IndexStore:
     def load(cls, index_dir: Path, settings: Settings) -> IndexStore:
         return cls(index_dir, settings)
 
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """A document's chunks in index order (without scanning every chunk)."""
+        return [self.chunks[int(r)] for r in self.chunks.rows_of_doc(doc_id)]
+
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray | None:
         """Vectors of a chunk's sentences, rows in the order of `chunk.sentences` (None if not stored)."""
         vecs = self._data.sentence_vectors
         if vecs is None:
             return None
-        return vecs[self._data.sentence_rows[self.chunk_rows[chunk.chunk_id]]]
+        return vecs[self.chunks.sentence_rows(self.chunks.row_of(chunk))]
 
     def sentence_parses(self, chunk: Chunk) -> list[Parsed] | None:
         """The ingest-time parses of a chunk's sentences, in the order of `chunk.sentences` (None if not stored)."""
         table = self._data.annotations
         if table is None:
             return None
-        text = self.documents[chunk.doc_id].text
-        rows = self._data.sentence_rows[self.chunk_rows[chunk.chunk_id]]
+        rows = self.chunks.sentence_rows(self.chunks.row_of(chunk))
+        if len(self._parses) > self.PARSE_CACHE:
+            self._parses = {}
+        text = None
         out = []
         for row, span in zip(rows, chunk.sentences, strict=True):
             parsed = self._parses.get(row)
             if parsed is None:
+                text = text if text is not None else self.documents[chunk.doc_id].text
                 parsed = self._parses[row] = table.parsed(row, text[span.start:span.end])
             out.append(parsed)
         return out

@@ -51,20 +51,22 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._dates = np.array([store.documents[c.doc_id].meta.published or "" for c in store.chunks], dtype=object)
+        self._dates = store.documents.published()  # by document row; chunks reach it through their doc column
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
         """Boolean mask of chunk rows passing the filters (None: no filter)."""
         if filters is None or (filters.doc_ids is None and not filters.date_from and not filters.date_to):
             return None
-        mask = np.ones(len(self.store.chunks), dtype=bool)
+        docs = np.ones(len(self.store.documents), dtype=bool)  # which documents pass, then their chunks
         if filters.doc_ids is not None:
-            mask &= np.isin(self.store.chunk_doc_ids, list(filters.doc_ids))
+            rows = self.store.documents.rows
+            docs[:] = False
+            docs[[rows[d] for d in filters.doc_ids if d in rows]] = True
         if filters.date_from:
-            mask &= (self._dates != "") & (self._dates >= filters.date_from)
+            docs &= (self._dates != "") & (self._dates >= filters.date_from)
         if filters.date_to:
-            mask &= (self._dates != "") & (self._dates <= filters.date_to)
-        return mask
+            docs &= (self._dates != "") & (self._dates <= filters.date_to)
+        return docs[self.store.chunks.doc]
 
     def dense(self, query_vector: np.ndarray, k: int, allowed: np.ndarray | None) -> Ranked:
         if allowed is not None and not allowed.any():

@@ -112,7 +112,7 @@ def test_line_separators_in_a_document_ingest_and_answer(cli, tmp_path: Path) ->
     assert code == 0, err
     code, out, err = cli("ask", "How much did the fund give?", "--index", str(index))
     assert code == 0 and "5 million euros" in out, (out, err)
-    docs_file = current_generation(index) / "documents.jsonl"
+    docs_file = current_generation(index) / "documents" / "meta.jsonl"
     assert len(docs_file.read_text(encoding="utf-8").splitlines()) == 1  # any line splitter sees one record
     assert load_data(index).documents["a"].text == text  # the text round-trips unchanged
     code, out, _ = cli("ingest", str(corpus), "--index", str(index), "-q")
@@ -193,6 +193,7 @@ def test_a_generation_that_fails_verification_never_goes_live(small_index) -> No
     data = load_generation(live)
     bad = data.chunks[0]
     doc_len = len(data.documents[bad.doc_id].text)
+    data.chunks = list(data.chunks)  # read back as columns; a list of Chunks is what ingest writes
     data.chunks[0] = Chunk(bad.chunk_id, bad.doc_id, bad.start, doc_len + 40, bad.text, bad.sentences, bad.n_tokens)
     data.faiss = data.lexical = None
     with pytest.raises(CorruptIndexError, match="outside its document"):
@@ -273,12 +274,31 @@ def _faiss_other_dimension(gen: Path) -> None:
     _rehash(gen, "faiss.index")
 
 
+def _retouch(gen: Path, rel: str, change) -> None:
+    """Rewrite one column of the generation (a valid .npy file) and its checksum."""
+    arr = np.load(gen / rel).copy()
+    change(arr)
+    np.save(gen / rel, arr)
+    _rehash(gen, rel)
+
+
 def _offsets_out_of_range(gen: Path) -> None:
-    path = gen / "chunks.jsonl"
-    rows = read_jsonl(path)
-    rows[0]["end"] += 10_000
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    _rehash(gen, "chunks.jsonl")
+    _retouch(gen, "chunks/end.npy", lambda end: end.__setitem__(0, end[0] + 10_000))
+
+
+def _garble_text_blob(gen: Path) -> None:
+    path = gen / "documents" / "text.npy"
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+
+
+def _text_offsets_past_the_blob(gen: Path) -> None:
+    _retouch(gen, "documents/text_offsets.npy", lambda off: off.__setitem__(-1, off[-1] + 1))
+
+
+def _sentence_offsets_decreasing(gen: Path) -> None:
+    _retouch(gen, "chunks/sentence_offsets.npy", lambda off: off.__setitem__(1, off[2] + 1))
 
 
 def _truncated_sentence_vectors(gen: Path) -> None:
@@ -306,6 +326,10 @@ CORRUPTIONS = {
     "faiss of another dimension": (_faiss_other_dimension, "faiss.index has dimension 8, the index 384",
                                    "12 million"),
     "offsets out of range": (_offsets_out_of_range, "outside its document", "12 million"),
+    "garbled text blob": (_garble_text_blob, "documents/text.npy does not match its checksum", "12 million"),
+    "text offsets past the blob": (_text_offsets_past_the_blob, "text offsets are not 4 increasing offsets",
+                                   "12 million"),
+    "sentence offsets decreasing": (_sentence_offsets_decreasing, "sentence offsets are not", "12 million"),
     "truncated sentence_vectors.npy": (_truncated_sentence_vectors, "sentence_vectors.npy holds", "12 million"),
     "manifest keys missing": (_manifest_keys_missing, "manifest.json lacks counts, files", "12 million"),
     "non-UTF-8 CURRENT": (_current_not_utf8, "CURRENT is not UTF-8", "15 million"),

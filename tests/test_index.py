@@ -126,7 +126,8 @@ def test_model_mismatch_is_refused_with_rebuild_hint(small, embedder: Embedder) 
     Assistant.open(settings, embedder)
 
 
-@pytest.mark.parametrize("victim", ["faiss.index", "chunk_vectors.npy", "manifest.json", "chunks.jsonl"])
+@pytest.mark.parametrize("victim", ["faiss.index", "chunk_vectors.npy", "manifest.json", "chunks/start.npy",
+                                    "documents/text.npy", "documents/meta.jsonl"])
 def test_corrupt_files_give_clear_error(small, embedder: Embedder, victim: str) -> None:
     corpus, settings = small
     ingest([corpus], settings, embedder=embedder)

@@ -216,7 +216,7 @@ def test_a_generation_that_will_not_load_is_kept_away(small_index: Settings, emb
     good = live.generation
     broken = small_index.index_dir / "gen-20300101T000000-000000-1"
     shutil.copytree(small_index.index_dir / good, broken)
-    (broken / "chunks.jsonl").write_text("garbage\n", encoding="utf-8")
+    (broken / "chunks" / "start.npy").write_text("garbage\n", encoding="utf-8")
     (small_index.index_dir / "CURRENT").write_text(broken.name, encoding="utf-8")
     assert live.refresh() is False
     assert live.generation == good
