@@ -40,7 +40,7 @@ from rag.embedding import get_embedder
 from rag.index import IndexData, current_generation, load_data, write_generation, write_lock
 from rag.ingest import ingest
 from rag.lexical import Lexical, tokenize
-from rag.types import Chunk, Document
+from rag.tables import ChunkTable, DocumentTable, Strings
 
 from common import ROOT, percentile
 
@@ -90,29 +90,34 @@ def base_corpus(settings: Settings, work: Path, articles: int) -> tuple[Settings
 
 def multiply(base: IndexData, n_chunks: int, noise: float, seed: int = 0) -> IndexData:
     """`n_chunks` chunks from copies of the base articles: copy r of a document is `<id>~<r>` with the same
-    text; its chunks point at the base sentence rows; vectors get noise (copy 0 keeps the real ones)."""
+    text; its chunks point at the base sentence rows; vectors get noise (copy 0 keeps the real ones). Built
+    column by column (rag/tables.py), as the generation stores them: no Python object per chunk."""
     rng = np.random.default_rng(seed)
-    n_base = len(base.chunks)
+    docs, chunks = base.documents, base.chunks
+    assert isinstance(docs, DocumentTable) and isinstance(chunks, ChunkTable)
+    n_base, n_docs = len(chunks), len(docs)
     copies = -(-n_chunks // n_base)
-    documents: dict[str, Document] = {}
-    chunks: list[Chunk] = []
-    rows: list[list[int]] = []
-    base_docs = list(base.documents.values())
+    suffixes = [f"~{r}" if r else "" for r in range(copies)]
+    blob, offsets = docs.texts.blob, docs.texts.offsets
+    documents = DocumentTable(
+        [d + sfx for sfx in suffixes for d in docs.ids],
+        [replace(m, title=f"{m.title} ({r})") if r else m for r in range(copies) for m in docs.metas],
+        Strings(np.tile(blob, copies), np.append(np.concatenate([offsets[:-1] + r * len(blob) for r in range(copies)]),
+                                                 copies * len(blob))),
+        np.tile(docs.chars, copies))
+    row = np.arange(n_chunks)
+    b, r = row % n_base, row // n_base
+    per_chunk = np.diff(chunks.sentence_offsets)[b]
+    sent_offsets = np.zeros(n_chunks + 1, dtype=np.int64)
+    np.cumsum(per_chunk, out=sent_offsets[1:])
+    n_sent = int(sent_offsets[-1])
+    base_ids = list(chunks.ids)
+    table = ChunkTable(documents, Strings.of([cid + sfx for sfx in suffixes for cid in base_ids][:n_chunks]),
+                       chunks.doc[b] + r * n_docs, chunks.start[b], chunks.end[b], chunks.n_tokens[b], sent_offsets,
+                       *(np.tile(col, copies)[:n_sent] for col in (chunks.sentence_start, chunks.sentence_end,
+                                                                     chunks.sentence_row)))
     manifest = json.loads(json.dumps(base.manifest))
-    doc_entries = manifest["documents"]
-    manifest["documents"] = {}
-    for r in range(copies):
-        suffix = f"~{r}" if r else ""
-        for doc in base_docs:
-            documents[doc.doc_id + suffix] = Document(doc.doc_id + suffix, doc.text, replace(
-                doc.meta, title=f"{doc.meta.title} ({r})" if r else doc.meta.title))
-            manifest["documents"][doc.doc_id + suffix] = doc_entries[doc.doc_id]
-        for c, sent_rows in zip(base.chunks, base.sentence_rows, strict=True):
-            if len(chunks) == n_chunks:
-                break
-            chunks.append(Chunk(c.chunk_id + suffix, c.doc_id + suffix, c.start, c.end, c.text, c.sentences,
-                                c.n_tokens))
-            rows.append(sent_rows)
+    manifest["documents"] = {d + sfx: manifest["documents"][d] for sfx in suffixes for d in docs.ids}
     dim = base.chunk_vectors.shape[1]
     vectors = np.empty((n_chunks, dim), dtype=np.float32)
     for lo in range(0, n_chunks, n_base):
@@ -125,8 +130,8 @@ def multiply(base: IndexData, n_chunks: int, noise: float, seed: int = 0) -> Ind
     manifest["counts"] = {**manifest["counts"], "documents": len(documents), "chunks": n_chunks}
     manifest.pop("duplicates", None)
     manifest.pop("near_duplicates", None)
-    tokens = [tokenize(c.text) or [""] for c in base.chunks]  # what Lexical.build indexes, once a base chunk
-    return IndexData(manifest, documents, chunks, vectors, rows, base.sentence_vectors, base.annotations,
+    tokens = [tokenize(chunks.text(i)) or [""] for i in range(n_base)]  # what Lexical.build indexes, once a base chunk
+    return IndexData(manifest, documents, table, vectors, table.row_lists(), base.sentence_vectors, base.annotations,
                      lexical=Lexical(repeated_bm25(tokens, n_chunks)))
 
 

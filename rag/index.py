@@ -758,3 +758,8 @@ class IndexStore:
         """BM25 score of every chunk row."""
         assert self._lexical is not None
         return self._lexical.scores(query)
+
+    def bm25_top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and BM25 scores of the k best chunks with a positive score (among allowed rows), best first."""
+        assert self._lexical is not None
+        return self._lexical.top(query, k, allowed)

@@ -77,9 +77,46 @@ class Lexical:
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
 
+    def _postings(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and score contributions of every posting of the query's known terms (a repeated term twice)."""
+        ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
+        m = self._model.scores
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        indptr = m["indptr"]
+        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in ids]
+        rows = np.concatenate([m["indices"][a:b] for a, b in spans])
+        vals = np.concatenate([m["data"][a:b] for a, b in spans])
+        return rows, vals
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros where no query term occurs)."""
-        terms = [t for t in tokenize(query) if t in self._vocab]
-        if not terms:
-            return np.zeros(self._model.scores["num_docs"], dtype=np.float32)
-        return self._model.get_scores(terms)
+        rows, vals = self._postings(query)
+        return np.bincount(rows, weights=vals, minlength=len(self)).astype(np.float32)
+
+    def top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the k best chunks with a positive score (among allowed rows), best first, ties by
+        row: the same as ranking `scores(query)`, but summed over the query terms' postings only, so a
+        query over a million chunks touches no array of a million entries unless its terms are that common."""
+        rows, vals = self._postings(query)
+        if len(rows) * 8 < len(self):  # few postings: sum per distinct row
+            found, inverse = np.unique(rows, return_inverse=True)
+            summed = np.bincount(inverse, weights=vals, minlength=len(found)).astype(np.float32)
+        else:
+            dense = np.bincount(rows, weights=vals, minlength=len(self)).astype(np.float32)
+            found = np.flatnonzero(dense)
+            summed = dense[found]
+        keep = summed > 0
+        if allowed is not None:
+            keep &= allowed[found]
+        found, summed = found[keep], summed[keep]
+        k = min(k, len(found))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if k < len(found):  # the k best; of those tied with the k-th, the lowest rows (`found` is ascending)
+            kth = -np.partition(-summed, k - 1)[k - 1]
+            above = np.flatnonzero(summed > kth)
+            pick = np.concatenate([above, np.flatnonzero(summed == kth)[: k - len(above)]])
+            found, summed = found[pick], summed[pick]
+        order = np.lexsort((found, -summed))
+        return found[order].astype(np.int64), summed[order]

@@ -22,21 +22,6 @@ class Ranked:
     scores: np.ndarray
 
 
-def _top(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> Ranked:
-    """The k best-scoring rows with a positive score (among allowed rows), ties broken by row."""
-    positive = scores > 0
-    if allowed is not None:
-        positive &= allowed
-    rows = np.flatnonzero(positive)  # usually a small part of a large index: select among these only
-    k = min(k, len(rows))
-    if k <= 0:
-        return Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32))
-    if k < len(rows):
-        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
-    rows = rows[np.lexsort((rows, -scores[rows]))]  # ties broken by row, so results are deterministic
-    return Ranked(rows, scores[rows])
-
-
 def _minmax(scores: np.ndarray) -> np.ndarray:
     if len(scores) == 0:
         return scores
@@ -81,7 +66,7 @@ class Retriever:
             raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         allowed = self.allowed(filters)
         depth = max(k, self.settings.candidates)
-        lexical = _top(self.store.bm25(query), depth, allowed) if mode != "dense" else None
+        lexical = Ranked(*self.store.bm25_top(query, depth, allowed)) if mode != "dense" else None
         dense = None
         if mode != "bm25":
             vec = self.embedder.embed_query(query) if query_vector is None else query_vector

@@ -179,3 +179,26 @@ def test_embedding_cache_and_query_lru(embedder: Embedder, tmp_path: Path) -> No
     q = embedder.embed_query("tram lines")
     assert embedder.embed_query("tram lines") is q
     assert float(q @ first[0]) > float(q @ first[1])
+
+
+def test_bm25_top_ranks_as_every_chunks_score_would() -> None:
+    """Lexical.top sums postings only (per distinct row, or densely for common terms) and must rank exactly
+    as sorting the full score array does, with and without a filter, ties broken by row."""
+    from rag.lexical import Lexical
+
+    rng = np.random.default_rng(1)
+    words = ["harbour", "tram", "budget", "council", "school", "bridge", "river", "museum"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(3, 12)))) for _ in range(300)]
+    texts += ["zeppelin hangar", "zeppelin"] * 3  # rare terms and exact ties
+    lex = Lexical.build(texts)
+    allowed = rng.random(len(texts)) < 0.5
+    for query in ["zeppelin", "zeppelin hangar", "tram budget", "council council harbour", "unknown words", ""]:
+        full = lex.scores(query)
+        for mask in (None, allowed):
+            ok = full > 0 if mask is None else (full > 0) & mask
+            rows = np.flatnonzero(ok)
+            want = rows[np.lexsort((rows, -full[rows]))][:20]
+            got, scores = lex.top(query, 20, mask)
+            assert got.tolist() == want.tolist(), query
+            assert np.array_equal(scores, full[got])
+    assert lex.top("zeppelin", 3)[0].tolist() == [301, 303, 305]  # the three equal short texts tie: by row
