@@ -421,6 +421,13 @@ class SentenceRows(Sequence[list[int]]):
             return [self._table.sentence_rows(j) for j in range(*i.indices(len(self)))]
         return self._table.sentence_rows(i)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == list(b) for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 # ---------------------------------------------------------------- JSON Lines (document metadata)
 

@@ -78,6 +78,8 @@ def test_columns_read_back_the_same_documents_chunks_and_rows(tmp_path: Path) ->
         assert back.sentence_rows(i) == rows[i] and back.row_lists()[i] == rows[i]
         assert back.row_of(view) == i and back.row_of(c) == i  # a plain Chunk is found by its id
     assert [fields(c) for c in back] == [fields(c) for c in chunks] and back[-1] == chunks[-1]
+    assert back.row_lists() == rows and back.row_lists() == ChunkTable.of(chunks, rows, table).row_lists()
+    assert back.row_lists() != [*rows[:3], [0]]
     assert back.rows_of_doc("plain").tolist() == [0, 1] and back.rows_of_doc("nope").tolist() == []
     with pytest.raises(KeyError):
         back.row_of(Chunk("plain#9", "plain", 0, 1, "T", (), 1))
