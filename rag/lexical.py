@@ -77,39 +77,34 @@ class Lexical:
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
 
-    def _postings(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and score contributions of every posting of the query's known terms (a repeated term twice)."""
-        ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
-        m = self._model.scores
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        indptr = m["indptr"]
-        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in ids]
-        rows = np.concatenate([m["indices"][a:b] for a, b in spans])
-        vals = np.concatenate([m["data"][a:b] for a, b in spans])
-        return rows, vals
+    def _term_ids(self, query: str) -> list[int]:
+        return [self._vocab[t] for t in tokenize(query) if t in self._vocab]
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk for the query (zeros where no query term occurs)."""
-        rows, vals = self._postings(query)
-        return np.bincount(rows, weights=vals, minlength=len(self)).astype(np.float32)
+        """BM25 score of every chunk for the query (zeros where no query term occurs): bm25s's own sum,
+        float32 term by term, over the score matrix's columns of the query terms (a repeated term twice)."""
+        m = self._model.scores
+        out = np.zeros(len(self), dtype=np.float32)
+        data, indices, indptr = _plain(m["data"]), _plain(m["indices"]), _plain(m["indptr"])
+        for t in self._term_ids(query):
+            lo, hi = indptr[t], indptr[t + 1]
+            np.add.at(out, indices[lo:hi], data[lo:hi])  # a term's rows are distinct; add.at is numpy's fastest
+        return out
 
     def top(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the k best chunks with a positive score (among allowed rows), best first, ties by
-        row: the same as ranking `scores(query)`, but summed over the query terms' postings only, so a
-        query over a million chunks touches no array of a million entries unless its terms are that common."""
-        rows, vals = self._postings(query)
-        if len(rows) * 8 < len(self):  # few postings: sum per distinct row
-            found, inverse = np.unique(rows, return_inverse=True)
-            summed = np.bincount(inverse, weights=vals, minlength=len(found)).astype(np.float32)
-        else:
-            dense = np.bincount(rows, weights=vals, minlength=len(self)).astype(np.float32)
-            found = np.flatnonzero(dense)
-            summed = dense[found]
-        keep = summed > 0
+        row: exactly the ranking of `scores(query)`, selected without sorting every scored chunk."""
+        dense = self.scores(query)
         if allowed is not None:
-            keep &= allowed[found]
-        found, summed = found[keep], summed[keep]
+            dense[~allowed] = 0
+        sample = dense[::16]
+        sample = sample[sample > 0]
+        if len(sample) >= k > 0:  # the sample's k-th best is a floor at least k rows reach: the top k lie above it
+            floor = np.partition(sample, len(sample) - k)[len(sample) - k]
+            found = np.flatnonzero(dense >= floor)
+        else:
+            found = np.flatnonzero(dense > 0)
+        summed = dense[found]
         k = min(k, len(found))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -120,3 +115,8 @@ class Lexical:
             found, summed = found[pick], summed[pick]
         order = np.lexsort((found, -summed))
         return found[order].astype(np.int64), summed[order]
+
+
+def _plain(arr: np.ndarray) -> np.ndarray:
+    """A memory map as a plain ndarray of the same pages (slicing a np.memmap costs far more)."""
+    return arr.view(np.ndarray) if isinstance(arr, np.memmap) else arr
