@@ -29,7 +29,7 @@ from rag.annotate import AnnotationTable, Parsed
 from rag.config import Settings
 from rag.errors import BadIndexError, CorruptIndexError, DiskFullError, RagError
 from rag.lexical import Lexical
-from rag.tables import ChunkTable, DocumentTable, _jsonl, read_jsonl
+from rag.tables import ChunkTable, DocumentTable, _jsonl, advise_random, read_jsonl
 from rag.types import Chunk, Document
 from rag.vector_index import SHARD_DIR, SearchParams, VectorIndex, build_faiss, load_shards, load_single
 from rag.vector_index import build as build_vector_index
@@ -308,6 +308,7 @@ def _npy(name: str, attr: str, rows: str, optional: bool = False, reduced: bool 
 
     def load(path: Path, loaded: dict[str, Any]) -> dict[str, Any]:
         arr = np.load(path, allow_pickle=False, mmap_mode="r" if is_approximate(loaded["manifest"]) else None)
+        advise_random(arr)  # rows are read at random (re-ranking, a chunk's sentences)
         if arr.ndim != 2:
             raise ValueError(f"{name} has {arr.ndim} dimensions, expected 2")
         return {attr: arr}

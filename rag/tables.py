@@ -9,6 +9,7 @@ Ingest keeps building plain dicts and lists; `of` turns them into columns when a
 from __future__ import annotations
 
 import json
+import mmap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,15 @@ DOCUMENT_COLUMNS = ("text", "text_offsets", "chars")
 CHUNK_COLUMNS = ("ids", "id_offsets", "doc", "start", "end", "n_tokens", "sentence_offsets",
                  "sentence_start", "sentence_end", "sentence_row")
 META = "meta.jsonl"
+
+
+def advise_random(arr: np.ndarray) -> np.ndarray:
+    """Tell the kernel a memory map is read at random rows: a row not in the page cache is read alone, not
+    with the readahead window around it (an index larger than memory re-ranks from disk)."""
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_RANDOM"):
+        mm.madvise(mmap.MADV_RANDOM)
+    return arr
 
 
 def _plain(arr: np.ndarray) -> np.ndarray:
