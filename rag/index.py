@@ -702,7 +702,8 @@ class IndexStore:
         assert isinstance(data.documents, DocumentTable) and isinstance(data.chunks, ChunkTable)
         self.index_dir = index_dir
         self.generation = data.generation  # what `current_generation` named when it was read
-        self.manifest = data.manifest
+        # Each document's manifest entry (hashes, source path) serves ingest's plan, not answering: not kept.
+        data.manifest = self.manifest = {k: v for k, v in data.manifest.items() if k != "documents"}
         self.documents: DocumentTable = data.documents
         self.chunks: ChunkTable = data.chunks
         self._data = data
