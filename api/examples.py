@@ -201,12 +201,11 @@ def _date_question(doc: Document) -> str | None:
 
 def lead_parses(assistant: Any, docs: list[Document]) -> dict[str, list[Parsed]]:
     """The first sentences of each document, as parsed at ingest (once each: chunks overlap)."""
-    wanted = {d.doc_id for d in docs}
     out: dict[str, list[Parsed]] = {}
     seen: set[tuple[str, int]] = set()
     store = assistant.store
-    for chunk in store.chunks:
-        if chunk.doc_id not in wanted or len(out.get(chunk.doc_id, ())) >= SENTENCES_PER_DOC:
+    for chunk in (c for d in docs for c in store.chunks_of(d.doc_id)):
+        if len(out.get(chunk.doc_id, ())) >= SENTENCES_PER_DOC:
             continue
         for span, parsed in zip(chunk.sentences, store.sentence_parses(chunk) or [], strict=False):
             if (chunk.doc_id, span.start) not in seen:

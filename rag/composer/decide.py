@@ -15,6 +15,7 @@ from rag.composer.features import (
     answer_features,
     candidate_features,
     coverage,
+    focus_met,
     mention_key,
     nearest,
     sentence_features,
@@ -110,7 +111,8 @@ def answer_confidence(q: Question, spans: list[ScoredCandidate], model: Composer
     key = mention_key(best.candidate.text)
     other = next((sc.score for sc in spans[1:] if mention_key(sc.candidate.text) != key), best.score - 5.0)
     share = sum(sc.prob for sc in spans if mention_key(sc.candidate.text) == key)
-    f = answer_features(q, best.features, best.sentence.features, share, best.score - other, best.sentence.prob)
+    f = answer_features(q, best.features, best.sentence.features, share, best.score - other, best.sentence.prob,
+                        focus_met(q, best.sentence.sentence))
     return model.answer.prob(f), f
 
 
@@ -171,7 +173,7 @@ def _summary(q: Question, store: Any, model: ComposerModel) -> Decision:
             best_doc, best = doc, score
     if best_doc is None or best < 0.5:
         return Decision("refuse", f"no article title matches {target!r}", best)
-    rows = [c for c in store.chunks if c.doc_id == best_doc.doc_id]
+    rows = store.chunks_of(best_doc.doc_id)
     seen: dict[int, tuple[Sentence, np.ndarray]] = {}
     for chunk in rows:
         vecs = store.sentence_vectors(chunk)

@@ -345,12 +345,18 @@ def nearest(rows: list[dict[str, float]]) -> None:
 
 # --- answer features (is the best candidate right?) ----------------------------------------------------------
 
-ANSWER_FEATURES = ("share", "margin", "sentence_prob", "coverage", "names_met", "numbers_met", "type_expected",
-                   "type_first", "expects_type", "mentions", "dense", "in_question", "has_figure", "is_entity")
+ANSWER_FEATURES = ("share", "margin", "sentence_prob", "coverage", "names_met", "numbers_met", "focus_met",
+                   "type_expected", "type_first", "expects_type", "mentions", "dense", "in_question", "has_figure",
+                   "is_entity")
+
+
+def focus_met(q: Question, s: Sentence) -> float:
+    """The question's focus noun (the measured property: "how much revenue") is in the sentence or beside it."""
+    return float(q.focus is None or q.focus in s.lemmas or q.focus in s.context)
 
 
 def answer_features(q: Question, best: dict[str, float], sentence: dict[str, float], share: float, margin: float,
-                    sentence_prob: float) -> dict[str, float]:
+                    sentence_prob: float, focus: float = 1.0) -> dict[str, float]:
     """What the decision to answer weighs: how clearly the best candidate beats the rest (`share` of the
     softmax, `margin` in score over the best other text) and how well its sentence meets the question."""
     return {
@@ -360,6 +366,7 @@ def answer_features(q: Question, best: dict[str, float], sentence: dict[str, flo
         "coverage": sentence["coverage"],
         "names_met": sentence["names_met"],
         "numbers_met": sentence["numbers_met"],
+        "focus_met": focus,
         "type_expected": best["type_expected"],
         "type_first": best["type_first"],
         "expects_type": float(bool(q.expected)),
