@@ -493,10 +493,19 @@ function confidenceNode(value, lang, kind) {
     `${t(lang, "confidence")} ${percent}% (${t(lang, level)})`, bar);
 }
 
+// The citations that hold the short answer (its figures' citations, else the quotes that contain it): only
+// they are marked beside it; a further passage cited for context keeps its mark in the list below.
+function backing(answer, cites) {
+  const figureCites = new Set((answer.figures || []).map((f) => f.citation));
+  let held = cites.filter((c) => figureCites.has(c.n));
+  if (!held.length && answer.short_answer) held = cites.filter((c) => c.quote.includes(answer.short_answer));
+  return held.length ? held : cites;
+}
+
 function copyText(answer, lang) {
   const kind = kindOf(answer);
   const cites = answer.citations || [];
-  const marks = cites.map((c) => `[${c.n}]`).join("");
+  const marks = (answer.short_answer ? backing(answer, cites) : cites).map((c) => `[${c.n}]`).join("");
   let head;
   if (kind === "abstain") head = t(lang, "abstainText");
   else if (kind === "conflict") {
@@ -605,7 +614,7 @@ function renderAnswer(entry) {
     const p = el("p", { class: "answer-text" });
     if (answer.short_answer) p.append(el("span", { class: "short", text: answer.short_answer }), " ");
     else p.append(el("span", { class: "according", text: t(lang, "accordingTo") }), " ");
-    for (const c of cites) p.append(markerButton(c, highlightsFor(answer, c.n)));
+    for (const c of answer.short_answer ? backing(answer, cites) : cites) p.append(markerButton(c, highlightsFor(answer, c.n)));
     card.append(p);
   }
 
