@@ -9,14 +9,8 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +18,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-from common import ROOT, percentile
+from common import ROOT, percentile, rag_serve
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -107,52 +101,6 @@ def measure(url: str, label: str, payloads: list[dict[str, Any]], args: argparse
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def rag_serve(workers: int, index: Path | None, startup_timeout_s: float = 300) -> Iterator[str]:
-    """`rag serve` on a free loopback port; stopped with SIGTERM (graceful) at the end."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning"]
-    if index:
-        cmd += ["--index", str(index)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_RATE_LIMIT_PER_MINUTE": "0"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = tempfile.NamedTemporaryFile(prefix="rag-serve-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"rag serve did not start; see {log.name}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 def report(results: list[Result]) -> None:
     """The targets: /ask p50 <= 10 ms at concurrency 1; c=8 throughput >= 1.6x c=1; zero errors."""
     for server in dict.fromkeys(r.server for r in results):
@@ -191,7 +139,7 @@ def main() -> int:
         results += measure(args.url.rstrip("/"), "given", payloads, args)
     else:
         for workers in (int(w) for w in args.workers.split(",")):
-            with rag_serve(workers, args.index) as url:
+            with rag_serve(workers, args.index) as (url, _):
                 results += measure(url, f"workers={workers}", payloads, args)
     report(results)
     if args.json:

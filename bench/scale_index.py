@@ -19,10 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +29,7 @@ from typing import Any
 
 import bm25s
 import numpy as np
-from http_load import _healthy, free_port, run_level
+from http_load import run_level
 from startup import descendants
 
 from rag.config import Settings
@@ -42,7 +39,7 @@ from rag.ingest import ingest
 from rag.lexical import Lexical, tokenize
 from rag.tables import ChunkTable, DocumentTable, Strings
 
-from common import ROOT, percentile
+from common import ROOT, percentile, rag_serve
 
 TARGETS = {"p50_ms": 20.0, "recall": 0.95, "rss_gib": 6.0}
 
@@ -259,31 +256,11 @@ def recall(target: Settings, questions: list[str], n_queries: int) -> float:
 
 @contextmanager
 def serve(index_dir: Path, workers: int, timeout_s: float = 1800) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`rag serve` over the index on a free loopback port; stopped with SIGTERM at the end."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--index", str(index_dir), "--log-level", "warning"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_RATE_LIMIT_PER_MINUTE": "0"}
-    log = tempfile.NamedTemporaryFile(prefix="rag-scale-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    """`rag serve` over the index, with the time its answering processes took to be ready."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"rag serve did not start; see {log.name}")
-            time.sleep(1)
+    with rag_serve(workers, index_dir, timeout_s) as (url, proc):
         say(f"server: {workers} answering processes ready in {time.perf_counter() - t:.0f} s")
         yield url, proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def memory(proc: subprocess.Popen) -> dict[int, dict[str, float]]:

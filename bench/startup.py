@@ -13,7 +13,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -25,17 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import ROOT
+from common import ROOT, free_port
 
 QUESTION = "How much did the government give Rapidus?"
 TARGETS = {"first_answer_s": 90.0, "warm_restart_s": 5.0, "answering_rss_mib": 500.0, "cold_ask_server_s": 1.5,
            "replacement_s": 5.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ask_once(port: int, timeout: float = 10.0) -> bool:
