@@ -82,9 +82,8 @@ def mentions(top: list[ScoredSentence]) -> dict[str, int]:
 
 
 def score_candidates(q: Question, ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredCandidate]:
-    """The candidates of the best sentences (at most `evidence_sentences`, within `evidence_margin` in logit of
-    the best) that meet the asked unit, scored and shared out, best first."""
-    top = [ss for ss in ranked[:model.evidence_sentences] if ss.logit >= ranked[0].logit - model.evidence_margin]
+    """The candidates of the best sentences that meet the asked unit, scored and shared out, best first."""
+    top = ranked[:model.evidence_sentences]
     seen = mentions(top)
     out = []
     for ss in top:

@@ -196,19 +196,10 @@ def syntax_near(s: Sentence, c: Candidate, matched: list[int], distance: list[in
 
 def dep_coverage(q: Question, s: Sentence, c: Candidate, hops: int = 2, al: Alignment | None = None) -> float:
     """IDF-weighted share of the question's words within `hops` dependency links of the candidate."""
+    al = align(q, s) if al is None else al
     toks = s.parse.tokens
-    if al is not None:
-        near = frozenset(toks[m].lemma for m, d in al.each.items() if not c.tok_start <= m < c.tok_end and any(
-            0 <= x <= hops for x in d[c.tok_start:c.tok_end]))
-        return coverage(q, near)
-    g = _graph(s)
-    seen = set(range(c.tok_start, c.tok_end))
-    frontier = list(seen)
-    for _ in range(hops):
-        frontier = [nb for node in frontier for nb in g.get(node, ()) if nb not in seen]
-        seen.update(frontier)
-    near = frozenset(toks[i].lemma for i in seen if not c.tok_start <= i < c.tok_end)
-    return coverage(q, near)
+    return coverage(q, frozenset(toks[m].lemma for m, d in al.each.items() if not c.tok_start <= m < c.tok_end
+                                 and any(0 <= x <= hops for x in d[c.tok_start:c.tok_end])))
 
 
 def _root(s: Sentence, c: Candidate) -> int:
@@ -244,14 +235,11 @@ def wh_head_match(q: Question, s: Sentence, c: Candidate) -> float:
 def window_coverage(q: Question, s: Sentence, c: Candidate, width: int = 6, matched: list[int] | None = None
                     ) -> float:
     """IDF-weighted share of the question's words within `width` tokens either side of the candidate
-    (`matched`, the question's words in the sentence, makes it quicker)."""
+    (`matched`: the question's words in the sentence, when already known)."""
     toks = s.parse.tokens
-    if matched is not None:
-        return coverage(q, frozenset(toks[i].lemma for i in matched if c.tok_start - width <= i < c.tok_start
-                                     or c.tok_end <= i < c.tok_end + width))
-    near = {t.lemma for t in toks[max(0, c.tok_start - width):c.tok_start]} | {
-        t.lemma for t in toks[c.tok_end:c.tok_end + width]}
-    return coverage(q, frozenset(near))
+    matched = matched_tokens(q, s) if matched is None else matched
+    return coverage(q, frozenset(toks[i].lemma for i in matched if c.tok_start - width <= i < c.tok_start
+                                 or c.tok_end <= i < c.tok_end + width))
 
 
 def focus_near(q: Question, s: Sentence, c: Candidate) -> float:

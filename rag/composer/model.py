@@ -50,7 +50,6 @@ class ComposerModel:
     conflict_share: float  # another source's figure within this share of the best one's confidence
     more_sentences_margin: float  # further sentences of a descriptive answer: within this of the best
     evidence_sentences: int  # candidates come from this many best sentences
-    evidence_margin: float = 99.0  # ... each within this of the best sentence's logit
     support_below: float = 0.8  # an answer less confident than this also cites the next best passage
     focus_types: dict[str, list[str]] = field(default_factory=dict)
     label_prior: dict[str, dict[str, float]] = field(default_factory=dict)  # "focus:X" / "wh:Y" -> label shares
@@ -64,8 +63,7 @@ class ComposerModel:
                    answer=Linear(d["answer"]["bias"], d["answer"]["weights"]),
                    answer_threshold=d["answer_threshold"], sentences_threshold=d["sentences_threshold"],
                    conflict_share=d["conflict_share"], more_sentences_margin=d["more_sentences_margin"],
-                   evidence_sentences=d["evidence_sentences"],
-                   evidence_margin=d.get("evidence_margin", 99.0), support_below=d.get("support_below", 0.8),
+                   evidence_sentences=d["evidence_sentences"], support_below=d.get("support_below", 0.8),
                    focus_types=d.get("focus_types", {}), label_prior=d.get("label_prior", {}),
                    fitted_on=d.get("fitted_on", {}))
 
