@@ -26,7 +26,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from rag.composer.candidates import candidates
-from rag.composer.decide import answer_confidence, score_candidates, score_sentences
+from rag.composer.decide import (
+    answer_confidence,
+    best_passage,
+    passage_rule,
+    score_candidates,
+    score_sentences,
+)
 from rag.composer.evidence import gather
 from rag.composer.features import ANSWER_FEATURES, CANDIDATE_FEATURES, SENTENCE_FEATURES
 from rag.composer.lexicon import MODEL_FILE, fitted_model
@@ -116,7 +122,7 @@ def focus_table(examples: Sequence[tuple[Example, Any, str]], min_count: int = 4
     for focus, c in counts.items():
         total = sum(c.values())
         if total >= min_count:
-            table[focus] = [lab for lab, k in c.most_common() if k / total >= min_share]
+            table[focus] = [lab for lab, k in sorted(c.items(), key=lambda x: (-x[1], x[0])) if k / total >= min_share]
     return dict(sorted(table.items()))
 
 
@@ -128,7 +134,7 @@ def label_prior(examples: Sequence[tuple[Example, Any, str]], min_count: int = 8
         for key in (f"wh:{q.wh}", f"focus:{q.focus}" if q.focus else None):
             if key:
                 counts[key].update(labels)
-    return {key: {lab: round(k / sum(c.values()), 4) for lab, k in c.most_common()}
+    return {key: {lab: round(k / sum(c.values()), 4) for lab, k in sorted(c.items(), key=lambda x: (-x[1], x[0]))}
             for key, c in sorted(counts.items()) if sum(c.values()) >= min_count}
 
 
@@ -221,6 +227,22 @@ def pick_threshold(confidences: list[tuple[float, bool, bool]]) -> float:
         if gain > best_gain:
             best_t, best_gain = float(t), gain
     return round(best_t, 2)
+
+
+def passage_rows(prepared: Sequence[Prepared], confidence: dict[int, float], threshold: float, model: ComposerModel
+                 ) -> list[tuple[float, bool, bool]]:
+    """Per question the composer would answer with its best passage (descriptive, no candidate, or a span below
+    the answer threshold; `confidence` by id() of the example): the best sentence's probability, whether the
+    passage holds the answer, and whether the question is answerable. Questions whose best sentence breaks a
+    passage rule are refused whatever the threshold, and left out."""
+    out = []
+    for p in prepared:
+        if not p.ranked or passage_rule(p.q, p.ranked[0]):
+            continue
+        if p.q.descriptive or confidence.get(id(p.ex), 0.0) < threshold:
+            holds = p.ex.answerable and any(p.ex.holds(ss.sentence.text) for ss in best_passage(p.ranked, model))
+            out.append((p.ranked[0].prob, holds, p.ex.answerable))
+    return out
 
 
 def news_tune(settings: Settings, path: Path, limit: int | None) -> tuple[Any, list[Any]] | None:
@@ -338,14 +360,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = ComposerModel.load(base)
     confident = [(model.answer.prob(dict(zip(ANSWER_FEATURES, f, strict=True))), r, a) for f, r, a, _ in rows]
     base["answer_threshold"] = pick_threshold(confident)
+    span_confidence = {id(row[3].ex): c for (c, _, _), row in zip(confident, rows, strict=True)}
+    passage = passage_rows(prepared, span_confidence, base["answer_threshold"], model)
+    base["sentences_threshold"] = pick_threshold(passage)
     base["fitted_on"] = fit_summary(sets, settings, confident, base["answer_threshold"], len(sy),
                                     time.perf_counter() - start)
+    given = [(h, a) for p, h, a in passage if p >= base["sentences_threshold"]]
+    base["fitted_on"]["passage_answers"] = {"answered": len(given), "hold": round(sum(h for h, _ in given) / max(len(given), 1), 4),
+                                            "unanswerable_answered": sum(not a for _, a in given)}
     for name in sets:
         part = [c for c, row in zip(confident, rows, strict=True) if row[3].set_name == name]
         base["fitted_on"][f"out_of_fold_{name}"] = out_of_fold(part, base["answer_threshold"], len(sets[name][1]))
     args.out.write_text(json.dumps(base, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(base["fitted_on"], indent=1))
-    print(f"threshold {base['answer_threshold']}")
+    print(f"thresholds: span {base['answer_threshold']}, passage {base['sentences_threshold']}")
     return 0
 
 

@@ -345,3 +345,46 @@ def test_window_and_dependency_coverage_are_the_same_from_the_alignment() -> Non
         for c in candidates(s):
             assert dep_coverage(q, s, c, al=al) == pytest.approx(dep_coverage(q, s, c))
             assert window_coverage(q, s, c, matched=al.matched) == pytest.approx(window_coverage(q, s, c))
+
+
+def test_decide_answers_with_the_best_passage_when_no_span_is_confident() -> None:
+    """A likely sentence with no candidate of the expected type: the sentence answers, no span."""
+    q = question({"found": 1.0}, expected=("ORG",), wh="which")
+    d = decide(q, [sentence(FOUNDED)], MODEL, store=None)
+    assert d.kind == "sentences" and d.best is None and d.spans and "best passage" in d.reason
+    assert d.confidence == pytest.approx(d.ranked[0].prob)
+
+
+def test_a_question_asking_for_a_figure_gets_no_passage_answer() -> None:
+    """Rule: a figure question is answered by its figure or refused, never by sentences that leave the pick."""
+    for q in (question({"found": 1.0}, expected=("MONEY",)), question({"found": 1.0}, expected=("ORG",), unit="USD")):
+        d = decide(q, [sentence(FOUNDED)], MODEL, store=None)
+        assert d.kind == "refuse" and "figure" in d.reason
+
+
+def test_pick_threshold_answers_only_where_answering_gains() -> None:
+    from eval.fit_composer import pick_threshold
+
+    rows = [(0.9, True, True), (0.6, False, True), (0.55, False, False)]  # (confidence, right, answerable)
+    assert 0.55 < pick_threshold(rows) <= 0.9
+    assert pick_threshold([(0.3, True, True)]) == 0.5  # never below 0.5
+
+
+def test_passage_rows_are_the_questions_left_without_a_span() -> None:
+    from eval.fit_composer import Example, Prepared, passage_rows
+
+    ex = Example("q", [sentence(FOUNDED)], frozenset({"1922"}))
+    def prepared(q: Question) -> Prepared:
+        return Prepared(ex, q, score_sentences(q, [sentence(FOUNDED)], MODEL))
+
+    plain, named = prepared(question({"found": 1.0})), prepared(question({"found": 1.0}, names=("globex",)))
+    ranked = plain.ranked
+    assert passage_rows([plain, named], {id(ex): 0.2}, 0.5, MODEL) == [(ranked[0].prob, True, True)]
+    assert passage_rows([plain], {id(ex): 0.9}, 0.5, MODEL) == []  # answered with its span
+
+
+def test_focus_table_breaks_ties_by_label() -> None:
+    from eval.fit_composer import Example, focus_table
+
+    ex = Example("q", [sentence(FOUNDED)], frozenset({"1922", "john smith"}))
+    assert focus_table([(ex, question({}, focus="founder"), "set")] * 4) == {"founder": ["DATE", "PERSON"]}

@@ -72,6 +72,7 @@ class QAScore:
     confidence: float | None
     compose_ms: float | None
     total_ms: float | None
+    short: bool = False  # answered with a short answer (a span), not with passages
 
 
 @dataclass(slots=True)
@@ -109,7 +110,8 @@ def score_answer(item: QAItem, answer: dict[str, Any] | None, wall_ms: float | N
     quotes = [str(c.get("quote") or "") for c in cites[:QUOTES_COUNTED]]
     return QAScore(True, claim, exact_match(claim, item.answers), round(f1_score(claim, item.answers), 4),
                    any(contains_answer(q, item.answers) for q in quotes),
-                   any(str(c.get("doc_id")) in item.doc_ids for c in cites), **base)
+                   any(str(c.get("doc_id")) in item.doc_ids for c in cites), **base,
+                   short=bool(answer.get("short_answer")))
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -156,8 +158,13 @@ def summarize(records: Sequence[QARecord]) -> dict[str, Any]:
         f"quote_holds_at_{QUOTES_COUNTED}": _mean([float(s.quote_holds) for s in scores]),
         "cited_gold_doc": _mean([float(s.cited_gold_doc) for s in scores]),
         "exact_match_when_answered": _mean([s.em for s in answered]),
+        "short_answers": sum(s.short for s in answered),
+        "exact_match_of_short_answers": _mean([s.em for s in answered if s.short]),
+        "passage_answers": sum(not s.short for s in answered),
+        "passage_holds": _mean([float(s.quote_holds) for s in answered if not s.short]),
         "errors": sum(r.error is not None for r in records),
         "calibration": calibration(records),
+        "calibration_short_answers": calibration([r for r in records if r.score.short]),
         "latency_ms": {"compose_p50": percentile(compose, 50), "compose_p99": percentile(compose, 99),
                        "total_p50": percentile(total, 50), "total_p99": percentile(total, 99)},
     }

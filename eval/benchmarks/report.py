@@ -35,6 +35,15 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
+def answer_kinds(s: dict[str, Any]) -> str:
+    """Short answers (spans, scored by exact match) and passage answers (sentences, scored by whether they hold
+    the answer) apart, with the short answers' own calibration."""
+    cal = s["calibration_short_answers"]
+    return (f"short answers: {s['short_answers']}, exact match {_pct(s['exact_match_of_short_answers'])} "
+            f"(confidence >= {cal['confident_at']}: {cal['confident_n']}, exact match {_pct(cal['confident_em'])}); "
+            f"passage answers: {s['passage_answers']}, holding the answer {_pct(s['passage_holds'])}")
+
+
 def print_report(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     run, s = report["run"], report["summary"]
@@ -61,6 +70,7 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         console.print(ct)
         console.print(f"confidence >= {cal['confident_at']}: {cal['confident_n']} answers, exact match "
                       f"{_pct(cal['confident_em'])}, quote holds {_pct(cal['confident_quote_holds'])}")
+    console.print(answer_kinds(s))
     for e in [i for i in report["items"] if i["error"]]:
         console.print(f"[red]error[/red] {e['id']}: {e['error']}")
 
@@ -90,6 +100,7 @@ def markdown(report: dict[str, Any], max_misses: int = 40) -> str:
                   for b in cal["bins"]]
         lines += ["", f"Confidence >= {cal['confident_at']}: {cal['confident_n']} answers, exact match "
                       f"{_pct(cal['confident_em'])}, quote holds {_pct(cal['confident_quote_holds'])}."]
+    lines += ["", answer_kinds(s) + "."]
     errors = [i for i in report["items"] if i["error"]]
     if errors:
         lines += ["", f"## Errors ({len(errors)})", "", "| id | question | error |", "|---|---|---|"]

@@ -30,6 +30,11 @@ def figure_label(q: Quantity) -> str:
     return answer_types()["figure_labels"].get(q.kind, "CARDINAL")
 
 
+def figure_labels() -> frozenset[str]:
+    """The entity labels a figure can carry (MONEY, PERCENT, CARDINAL, DATE, QUANTITY)."""
+    return frozenset(answer_types()["figure_labels"].values()) | {"CARDINAL"}
+
+
 def _token_range(s: Sentence, start: int, end: int) -> tuple[int, int] | None:
     idx = [t.i for t in s.parse.tokens if t.start < end and t.end > start]
     return (idx[0], idx[-1] + 1) if idx else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.composer.candidates import Candidate, candidates, labels
+from rag.composer.candidates import Candidate, candidates, figure_labels, labels
 from rag.composer.evidence import Sentence
 from rag.composer.features import (
     align,
@@ -136,16 +136,36 @@ def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: Compo
     return out[:3]
 
 
-def _descriptive(ranked: list[ScoredSentence], model: ComposerModel) -> Decision:
-    if not ranked or ranked[0].prob < model.sentences_threshold:
-        best = ranked[0].prob if ranked else 0.0
-        return Decision("refuse", f"best sentence {best:.2f} < {model.sentences_threshold:.2f}", best,
+def passages(q: Question, ranked: list[ScoredSentence], model: ComposerModel, reason: str) -> Decision:
+    """The best passage as the answer when its best sentence is likely enough to hold it and breaks no rule:
+    for descriptive questions, and for others when no span is confident enough."""
+    top = ranked[0]
+    if top.prob < model.sentences_threshold:
+        return Decision("refuse", f"best sentence {top.prob:.2f} < {model.sentences_threshold:.2f}", top.prob,
                         ranked=ranked)
+    broken = passage_rule(q, top)
+    if broken:
+        return Decision("refuse", broken, top.prob, ranked=ranked)
+    return Decision("sentences", reason, top.prob, sentences=best_passage(ranked, model), ranked=ranked)
+
+
+def passage_rule(q: Question, top: ScoredSentence) -> str | None:
+    """The rule a passage answer breaks, if any: a question asking for a figure is answered by that figure (a
+    span) or refused, never by sentences that leave the reader to pick it; the best sentence names the
+    question's names."""
+    if q.unit is not None or (q.expected and q.expected[0] in figure_labels()):
+        return "the question asks for a figure and no figure is confident enough"
+    if q.names and top.features["names_met"] == 0.0:
+        return "the best sentence names none of the question's names"
+    return None
+
+
+def best_passage(ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredSentence]:
+    """The best sentence and up to two of its article's nearly as likely, in reading order."""
     top = ranked[0]
     more = [s for s in ranked[1:] if s.sentence.doc_id == top.sentence.doc_id
             and s.prob >= top.prob - model.more_sentences_margin][:2]
-    chosen = sorted([top, *more], key=lambda s: s.sentence.start)
-    return Decision("sentences", "descriptive question: best sentences", top.prob, sentences=chosen, ranked=ranked)
+    return sorted([top, *more], key=lambda s: s.sentence.start)
 
 
 def _publication(ranked: list[ScoredSentence], model: ComposerModel, store: Any) -> Decision:
@@ -203,18 +223,20 @@ def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: 
     if q.publication:
         return _publication(ranked, model, store)
     if q.descriptive:
-        return _descriptive(ranked, model)
+        return passages(q, ranked, model, "descriptive question: best sentences")
     spans = score_candidates(q, ranked, model)
     if not spans:
-        return Decision("refuse", "no candidate spans in the best sentences", 0.0, ranked=ranked)
+        return passages(q, ranked, model, "no candidate span in the best sentences: the best passage")
     best = spans[0]
     confidence, af = answer_confidence(q, spans, model)
-    if confidence < model.answer_threshold:
-        return Decision("refuse", f"confidence {confidence:.2f} < {model.answer_threshold:.2f}", confidence,
-                        ranked=ranked, spans=spans, answer_features=af)
-    if q.names and best.sentence.features["names_met"] == 0.0:
-        return Decision("refuse", "the best sentence names none of the question's names", confidence,
-                        ranked=ranked, spans=spans, answer_features=af)
+    weak = (f"span confidence {confidence:.2f} < {model.answer_threshold:.2f}" if confidence < model.answer_threshold
+            else "the span's sentence names none of the question's names"
+            if q.names and best.sentence.features["names_met"] == 0.0 else None)
+    if weak:
+        d = passages(q, ranked, model, f"{weak}: the best passage")
+        d.reason = f"{weak}; {d.reason}" if d.kind == "refuse" else d.reason
+        d.spans, d.answer_features = spans, af
+        return d
     conflicts = _conflicts(best, spans, model)
     support = [] if conflicts else _support(best, ranked, confidence, model)
     return Decision("span", "best candidate", confidence, best=best, conflicts=conflicts, ranked=ranked, spans=spans,

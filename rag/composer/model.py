@@ -46,7 +46,7 @@ class ComposerModel:
     candidate: Linear
     answer: Linear
     answer_threshold: float  # a span answer needs at least this confidence
-    sentences_threshold: float  # a descriptive answer: its best sentence needs this probability
+    sentences_threshold: float  # a passage answer: its best sentence needs this probability
     conflict_share: float  # another source's figure within this share of the best one's confidence
     more_sentences_margin: float  # further sentences of a descriptive answer: within this of the best
     evidence_sentences: int  # candidates come from this many best sentences
