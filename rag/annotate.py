@@ -9,6 +9,7 @@ import json
 import sqlite3
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,11 +142,42 @@ def _torch_hidden() -> Iterator[None]:
             del sys.modules["torch"]
 
 
+def _spacy_info(*args, **kwargs):
+    """spacy.info, imported when called (see _spacy_cli_deferred)."""
+    from spacy.cli.info import info
+
+    return info(*args, **kwargs)
+
+
+@contextmanager
+def _spacy_cli_deferred() -> Iterator[None]:
+    """Import spaCy without its command line: `import spacy` loads spacy.cli (typer, weasel, httpx, about
+    0.5 s) only to offer spacy.info, which loading and running a pipeline never use. A later
+    `import spacy.cli` imports the real one."""
+    if "spacy" in sys.modules:
+        yield
+        return
+    cli = types.ModuleType("spacy.cli")
+    cli.__path__ = []  # a package, so `spacy.cli.info` resolves to the module below
+    info = types.ModuleType("spacy.cli.info")
+    info.info = _spacy_info  # type: ignore[attr-defined]
+    sys.modules["spacy.cli"], sys.modules["spacy.cli.info"] = cli, info
+    try:
+        yield
+    finally:
+        for name, stub in (("spacy.cli", cli), ("spacy.cli.info", info)):
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+        spacy = sys.modules.get("spacy")
+        if spacy is not None and getattr(spacy, "cli", None) is cli:
+            delattr(spacy, "cli")
+
+
 @lru_cache(maxsize=2)
 def load_pipeline(name: str):
     """The spaCy pipeline, loaded once per process (disabled: nothing; senter is not in the default set)."""
     try:
-        with _torch_hidden():
+        with _torch_hidden(), _spacy_cli_deferred():
             import spacy
 
         return spacy.load(name)

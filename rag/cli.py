@@ -96,11 +96,21 @@ def _require_index_or_create(args: argparse.Namespace, settings: Settings) -> No
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from rag.ingest import ingest
+    import time
 
+    from rag.freshness import unchanged_summary
+
+    start = time.perf_counter()
     settings = settings_from(args)
     _require_index_or_create(args, settings)
     paths = [cli_path(p) for p in args.paths] or [settings.corpus_dir]
+    if not (args.rebuild or args.dry_run):
+        lines = unchanged_summary(paths, settings, prune=args.prune)
+        if lines is not None:  # nothing changed since the last ingest: say what it would say, without reading
+            print("\n".join([f"{lines[0]}, {time.perf_counter() - start:.1f} s", *lines[1:]]))
+            return 0
+    from rag.ingest import ingest
+
     if args.engine == "ray":
         from rag.ingest_ray import RayEngine
 
