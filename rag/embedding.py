@@ -143,13 +143,16 @@ def _stop_exports() -> None:
 def start_onnx_export(settings: Settings) -> None:
     """Start the model's one-time ONNX export in a child process if it is due, and return at once: ingest
     parses sentences meanwhile (the export needs torch, the parse spaCy; each takes a core)."""
-    if Embedder.pick_backend(settings.backend) != "onnx":
+    try:
+        if Embedder.pick_backend(settings.backend) != "onnx":
+            return
+        source = _model_source(settings.model)
+        target = onnx_folder(source, settings.cache_dir)
+        if target in _exports or (target / SPEC_FILE).is_file():
+            return
+        export = _begin_export(source, target, wait=False)
+    except (RagError, OSError, ImportError):  # reported when the model is needed (ensure_onnx), if it is
         return
-    source = _model_source(settings.model)
-    target = onnx_folder(source, settings.cache_dir)
-    if target in _exports or (target / SPEC_FILE).is_file():
-        return
-    export = _begin_export(source, target, wait=False)
     if export is not None:
         _exports[target] = export
 

@@ -350,6 +350,8 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
     config = config_of(settings)
     with write_lock(index_dir, on_wait=say):
         before = corpus_state(paths) if not dry_run else None  # stat'ed before reading: see rag/freshness.py
+        if embedder is None and not dry_run:
+            start_onnx_export(settings)  # a first export (serving needs it too) runs beside the reading and parsing
         read = read_paths(present, max_bytes=settings.max_document_bytes) if present else ReadResult()
         summary.skipped, summary.failed = list(read.skipped), list(read.failed)
         if not read.documents and not prune:  # never replace an index with an empty one
@@ -536,14 +538,13 @@ def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settin
                 rows.append(sentence_keys[key])
             sentence_rows.append(rows)
     need_model = bool(new_chunks or new_sentences)
-    if need_model and embedder is None:
-        start_onnx_export(settings)  # a first export runs beside the parse and the near-duplicate check
     summary.near_duplicates = near_duplicates(list(docs.values()), settings.near_duplicate_threshold)
     embedder = embedder or (get_embedder(settings) if need_model else None)
-    dim = embedder.dim if embedder else (old.chunk_vectors.shape[1] if old is not None else 0)
-    if embedder is not None and need_model:
+    if embedder is not None and need_model:  # the model's dimension only after: it may still be exporting
         out = engine.compute(embedder, [c.text for c in new_chunks], new_sentences, settings, progress)
+        dim = embedder.dim
     else:
+        dim = embedder.dim if embedder else (old.chunk_vectors.shape[1] if old is not None else 0)
         out = ModelOutput(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), [])
     new_vecs, new_sent_vecs = out.chunk_vectors, out.sentence_vectors
     summary.embedded = len(new_chunks)
