@@ -173,12 +173,39 @@ def _spacy_cli_deferred() -> Iterator[None]:
             delattr(spacy, "cli")
 
 
+class _EntryPointsByGroup:
+    """catalogue's table of installed entry points with `select(group=...)` remembered per group: loading a
+    pipeline asks it some 250 times, and each ask otherwise scans every installed distribution's entry
+    points (about 0.2 s a load)."""
+
+    def __init__(self, entry_points) -> None:
+        self._all = entry_points
+        self._groups: dict[str, object] = {}
+
+    def select(self, **params):
+        if params.keys() != {"group"}:
+            return self._all.select(**params)
+        group = params["group"]
+        if group not in self._groups:
+            self._groups[group] = self._all.select(group=group)
+        return self._groups[group]
+
+
+def _index_entry_points() -> None:
+    import catalogue
+
+    if not isinstance(catalogue.AVAILABLE_ENTRY_POINTS, _EntryPointsByGroup) and \
+            hasattr(catalogue.AVAILABLE_ENTRY_POINTS, "select"):
+        catalogue.AVAILABLE_ENTRY_POINTS = _EntryPointsByGroup(catalogue.AVAILABLE_ENTRY_POINTS)
+
+
 @lru_cache(maxsize=2)
 def load_pipeline(name: str):
     """The spaCy pipeline, loaded once per process (disabled: nothing; senter is not in the default set)."""
     try:
         with _torch_hidden(), _spacy_cli_deferred():
             import spacy
+        _index_entry_points()
 
         return spacy.load(name)
     except (ImportError, OSError) as exc:

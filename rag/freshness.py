@@ -28,6 +28,11 @@ STAMP = ".ingest-stamp.json"
 STAMP_VERSION = 1
 RACY_NS = 2_000_000_000  # a file changed this close to its stat may change again unseen (mtime granularity)
 _CODE = Path(__file__).resolve().parent
+# Settings only serving reads (`make run PORT=...` passes them to the ingest too); every other one is keyed.
+SERVING_ONLY = ("host", "port", "workers", "api_key", "rate_limit_per_minute", "request_timeout_s", "max_body_bytes",
+                "max_question_chars", "max_top_k", "public_url", "header_timeout_s", "body_timeout_s",
+                "max_header_bytes", "max_connections", "trusted_proxies", "auth_failures_per_minute", "feedback_db",
+                "slack_bot_token", "slack_signing_secret", "slack_app_token", "slack_api_url", "slack_command")
 
 
 def _entry(path: Path, rel: str) -> list[Any]:
@@ -87,7 +92,7 @@ def digest(paths: Sequence[Path], corpus: list[Any], settings: Settings, prune: 
     if index is None:
         return None
     key = [STAMP_VERSION, [str(Path(p).absolute()) for p in paths], prune, corpus, index, _code_state(),
-           settings.model_dump(mode="json")]
+           settings.model_dump(mode="json", exclude=set(SERVING_ONLY))]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
