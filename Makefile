@@ -47,10 +47,11 @@ setup: $(BIN)/.serve-installed
 
 setup-test: $(BIN)/.test-installed
 
-# Serving only reads the index: `make index` adds and updates corpus/ in it first (documents ingested
-# from elsewhere stay). Exit status 1 means some files failed (listed) while the rest was indexed.
-run: setup index
-	$(BIN)/rag serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+# Serving only reads the index: `--ingest` adds and updates corpus/ in it first, as `make index` does
+# (documents ingested from elsewhere stay; files that fail are listed and the rest is indexed), in the
+# serving process while its answering processes' fork server loads.
+run: setup
+	$(BIN)/rag serve --ingest --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 index: setup
 	$(BIN)/rag ingest || [ $$? -eq 1 ]

@@ -22,6 +22,12 @@ def _serve(args: argparse.Namespace) -> int:
         from api.forkserver import start_fork_server
 
         start_fork_server()
+    if args.ingest:  # `rag ingest` first, in this process: the fork server loads meanwhile
+        from rag.cli import _require_index_or_create, run_ingest
+
+        _require_index_or_create(args, settings)
+        if run_ingest([settings.corpus_dir], settings) > 1:
+            return 2
     import uvicorn
     import uvloop
 
@@ -105,6 +111,8 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                    help="answering processes, each loading its own model, supervised (a dead one is "
                         "replaced); 1 answers in threads of the server process (default: $RAG_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--ingest", action="store_true",
+                   help="first add and update the corpus folder in the index, as `rag ingest` does (make run)")
     add_engine(p, "a Ray Serve deployment of --replicas copies of the app (the [ray] extra; docs/SCALING.md)")
     p.add_argument("--replicas", type=int,
                    help="Ray Serve replicas with --engine ray, each with its own model and index "

@@ -227,8 +227,9 @@ def milestones(served: Served) -> list[tuple[float, str]]:
 
 
 def setup_done_s(served: Served) -> float | None:
-    """When the pip installs ended: `make run` echoes the ingest command next."""
-    return next((t for t, line in served.lines if "rag ingest" in line and "[setup" not in line), None)
+    """When the installs ended: `make run` echoes the ingest (or `rag serve --ingest`) command next."""
+    return next((t for t, line in served.lines if ("rag ingest" in line or "rag serve" in line)
+                 and "[setup" not in line), None)
 
 
 def main() -> int:

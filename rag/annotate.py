@@ -9,6 +9,7 @@ import json
 import sqlite3
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,12 +142,70 @@ def _torch_hidden() -> Iterator[None]:
             del sys.modules["torch"]
 
 
+def _spacy_info(*args, **kwargs):
+    """spacy.info, imported when called (see _spacy_cli_deferred)."""
+    from spacy.cli.info import info
+
+    return info(*args, **kwargs)
+
+
+@contextmanager
+def _spacy_cli_deferred() -> Iterator[None]:
+    """Import spaCy without its command line: `import spacy` loads spacy.cli (typer, weasel, httpx, about
+    0.5 s) only to offer spacy.info, which loading and running a pipeline never use. A later
+    `import spacy.cli` imports the real one."""
+    if "spacy" in sys.modules:
+        yield
+        return
+    cli = types.ModuleType("spacy.cli")
+    cli.__path__ = []  # a package, so `spacy.cli.info` resolves to the module below
+    info = types.ModuleType("spacy.cli.info")
+    info.info = _spacy_info  # type: ignore[attr-defined]
+    sys.modules["spacy.cli"], sys.modules["spacy.cli.info"] = cli, info
+    try:
+        yield
+    finally:
+        for name, stub in (("spacy.cli", cli), ("spacy.cli.info", info)):
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+        spacy = sys.modules.get("spacy")
+        if spacy is not None and getattr(spacy, "cli", None) is cli:
+            delattr(spacy, "cli")
+
+
+class _EntryPointsByGroup:
+    """catalogue's table of installed entry points with `select(group=...)` remembered per group: loading a
+    pipeline asks it some 250 times, and each ask otherwise scans every installed distribution's entry
+    points (about 0.2 s a load)."""
+
+    def __init__(self, entry_points) -> None:
+        self._all = entry_points
+        self._groups: dict[str, object] = {}
+
+    def select(self, **params):
+        if params.keys() != {"group"}:
+            return self._all.select(**params)
+        group = params["group"]
+        if group not in self._groups:
+            self._groups[group] = self._all.select(group=group)
+        return self._groups[group]
+
+
+def _index_entry_points() -> None:
+    import catalogue
+
+    if not isinstance(catalogue.AVAILABLE_ENTRY_POINTS, _EntryPointsByGroup) and \
+            hasattr(catalogue.AVAILABLE_ENTRY_POINTS, "select"):
+        catalogue.AVAILABLE_ENTRY_POINTS = _EntryPointsByGroup(catalogue.AVAILABLE_ENTRY_POINTS)
+
+
 @lru_cache(maxsize=2)
 def load_pipeline(name: str):
     """The spaCy pipeline, loaded once per process (disabled: nothing; senter is not in the default set)."""
     try:
-        with _torch_hidden():
+        with _torch_hidden(), _spacy_cli_deferred():
             import spacy
+        _index_entry_points()
 
         return spacy.load(name)
     except (ImportError, OSError) as exc:

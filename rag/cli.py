@@ -91,26 +91,44 @@ def _require_index_or_create(args: argparse.Namespace, settings: Settings) -> No
     """An --index folder without an index is a typo unless --create says otherwise."""
     from rag.errors import UsageError
 
-    if args.index_dir is not None and not args.create and not (settings.index_dir / "CURRENT").exists():
+    if args.index_dir is not None and not getattr(args, "create", False) and not (settings.index_dir / "CURRENT").exists():
         raise UsageError(f"no index at {settings.index_dir}; add --create to make a new one there")
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from rag.ingest import ingest
-
     settings = settings_from(args)
     _require_index_or_create(args, settings)
     paths = [cli_path(p) for p in args.paths] or [settings.corpus_dir]
-    if args.engine == "ray":
+    return run_ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
+                      dry_run=args.dry_run, engine=args.engine, ray_address=args.ray_address)
+
+
+def run_ingest(paths: Sequence[Path], settings: Settings, *, progress: bool = True, rebuild: bool = False,
+               prune: bool = False, dry_run: bool = False, engine: str = "local", ray_address: str | None = None
+               ) -> int:
+    """`rag ingest` (also run by `rag serve --ingest`): its summary printed, 1 when some file failed."""
+    import time
+
+    from rag.freshness import unchanged_summary
+
+    start = time.perf_counter()
+    if not (rebuild or dry_run):
+        lines = unchanged_summary(paths, settings, prune=prune)
+        if lines is not None:  # nothing changed since the last ingest: say what it would say, without reading
+            print("\n".join([f"{lines[0]}, {time.perf_counter() - start:.1f} s", *lines[1:]]), flush=True)
+            return 0
+    from rag.ingest import ingest
+
+    if engine == "ray":
         from rag.ingest_ray import RayEngine
 
-        with RayEngine(settings, args.ray_address) as engine:
-            summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
-                             dry_run=args.dry_run, say=_say, engine=engine)
+        with RayEngine(settings, ray_address) as ray_engine:
+            summary = ingest(paths, settings, progress=progress, rebuild=rebuild, prune=prune, dry_run=dry_run,
+                             say=_say, engine=ray_engine)
     else:
-        summary = ingest(paths, settings, progress=not args.quiet, rebuild=args.rebuild, prune=args.prune,
-                         dry_run=args.dry_run, say=_say)
-    print(summary.describe())
+        summary = ingest(paths, settings, progress=progress, rebuild=rebuild, prune=prune, dry_run=dry_run,
+                         say=_say)
+    print(summary.describe(), flush=True)
     return 1 if summary.failed else 0  # the index is written either way; failed files are listed above
 
 

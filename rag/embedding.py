@@ -3,6 +3,7 @@ by (model, text) and a query LRU."""
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import importlib.util
@@ -15,10 +16,12 @@ import subprocess
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -73,30 +76,98 @@ def onnx_folder(source: str, cache_dir: Path) -> Path:
     return cache_dir / "onnx" / f"{path.name}-{slug}"
 
 
-def ensure_onnx(source: str, cache_dir: Path) -> Path:
-    """The ONNX export of a model, made once (in a child process, the only place torch is imported)."""
-    target = onnx_folder(source, cache_dir)
-    if (target / SPEC_FILE).is_file():
-        return target
+@dataclass
+class _Export:
+    """A one-time export running in a child process; this process holds the folder's lock until it ends."""
+
+    source: str
+    target: Path
+    tmp: Path
+    lock: IO[str]
+    proc: subprocess.Popen[bytes]
+
+
+_exports: dict[Path, _Export] = {}  # started by start_onnx_export, finished by ensure_onnx
+
+
+def _begin_export(source: str, target: Path, wait: bool) -> _Export | None:
+    """Take the export lock and start the child process; None when the export exists (or, without `wait`,
+    when another process holds the lock: ensure_onnx then waits for it)."""
     if not (_installed("torch") and _installed("optimum.exporters.onnx")):
         raise RagError(f"the embedding model has no ONNX export in {target.parent} yet, and exporting it needs "
                        "torch and optimum-onnx: run `make setup`, or use --backend torch")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting the same model
+    lock = open(target.with_name(target.name + ".lock"), "w")  # noqa: SIM115  # closed when the export ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another process is exporting the same model
+        lock.close()
+        return None
+    if (target / SPEC_FILE).is_file():
+        lock.close()
+        return None
+    log.info("exporting the embedding model to ONNX into %s (once; about 15-30 s)", target)
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    proc = subprocess.Popen([sys.executable, "-m", "rag.embedding", "export", source, str(tmp)])
+    return _Export(source, target, tmp, lock, proc)
+
+
+def _finish_export(export: _Export) -> None:
+    """Wait for the child, then move its folder into place (or report that it failed)."""
+    try:
+        code = export.proc.wait()
+        if code != 0 or not (export.tmp / SPEC_FILE).is_file():
+            shutil.rmtree(export.tmp, ignore_errors=True)
+            raise RagError(f"exporting the embedding model {export.source!r} to ONNX failed (exit {code}); "
+                           "see the messages above, or use --backend torch")
+        shutil.rmtree(export.target, ignore_errors=True)
+        export.tmp.rename(export.target)
+        _remove_stale_exports(export.target, export.source)
+    finally:
+        export.lock.close()
+
+
+@atexit.register
+def _stop_exports() -> None:
+    """An export still running when this process ends (an error, Ctrl-C) is stopped and its folder removed."""
+    for export in list(_exports.values()):
+        if export.proc.poll() is None:
+            export.proc.kill()
+            export.proc.wait()
+        shutil.rmtree(export.tmp, ignore_errors=True)
+        export.lock.close()
+    _exports.clear()
+
+
+def start_onnx_export(settings: Settings) -> None:
+    """Start the model's one-time ONNX export in a child process if it is due, and return at once: ingest
+    parses sentences meanwhile (the export needs torch, the parse spaCy; each takes a core)."""
+    try:
+        if Embedder.pick_backend(settings.backend) != "onnx":
+            return
+        source = _model_source(settings.model)
+        target = onnx_folder(source, settings.cache_dir)
+        if target in _exports or (target / SPEC_FILE).is_file():
+            return
+        export = _begin_export(source, target, wait=False)
+    except (RagError, OSError, ImportError):  # reported when the model is needed (ensure_onnx), if it is
+        return
+    if export is not None:
+        _exports[target] = export
+
+
+def ensure_onnx(source: str, cache_dir: Path) -> Path:
+    """The ONNX export of a model, made once (in a child process, the only place torch is imported); waits
+    for one that start_onnx_export began."""
+    target = onnx_folder(source, cache_dir)
+    export = _exports.pop(target, None)
+    if export is None:
         if (target / SPEC_FILE).is_file():
             return target
-        log.info("exporting the embedding model to ONNX into %s (once; about 15-30 s)", target)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        done = subprocess.run([sys.executable, "-m", "rag.embedding", "export", source, str(tmp)], check=False)
-        if done.returncode != 0 or not (tmp / SPEC_FILE).is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RagError(f"exporting the embedding model {source!r} to ONNX failed (exit {done.returncode}); "
-                           "see the messages above, or use --backend torch")
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        _remove_stale_exports(target, source)
+        export = _begin_export(source, target, wait=True)
+    if export is not None:
+        _finish_export(export)
     return target
 
 
@@ -148,8 +219,28 @@ def _model_spec(folder: Path) -> dict[str, Any]:
     return {"max_seq_length": int(limit), "pooling": mode, "dim": int(config["hidden_size"])}
 
 
+@contextmanager
+def _hidden(*modules: str) -> Iterator[None]:
+    """Import as if these packages were absent (those not loaded yet): transformers imports scikit-learn and
+    SciPy when installed (about 5 s of the export) though the export never uses them."""
+    hide = [m for m in modules if m not in sys.modules]
+    for m in hide:
+        sys.modules[m] = None  # type: ignore[assignment]  # makes `import m` raise ImportError
+    try:
+        yield
+    finally:
+        for m in hide:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+
+
 def export_onnx(source: str, out: Path) -> None:
     """Export a model's transformer to ONNX with optimum, beside its tokenizer and a spec of its pooling."""
+    with _hidden("sklearn", "scipy"):
+        _export_onnx(source, out)
+
+
+def _export_onnx(source: str, out: Path) -> None:
     import warnings
 
     import torch
@@ -281,10 +372,10 @@ class Embedder:
 
     def __init__(self, settings: Settings) -> None:
         self.model_name = model_id(settings.model)
-        self.backend = self._pick_backend(settings.backend)
+        self.backend = self.pick_backend(settings.backend)
         self.batch_size = settings.batch_size
-        self._encoder = self._load(settings)
-        self.dim = self._encoder.dim
+        self._settings = settings
+        self._encoder: OnnxEncoder | TorchEncoder | None = None  # loaded when first needed
         self._encode_lock = threading.Lock()  # tokenizers and sessions are called one batch at a time
         self._cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -292,7 +383,7 @@ class Embedder:
         self._queries_lock = threading.Lock()
 
     @staticmethod
-    def _pick_backend(wanted: str) -> str:
+    def pick_backend(wanted: str) -> str:
         onnx_ready = _installed("onnxruntime") and _installed("tokenizers")
         if wanted == "auto":
             return "onnx" if onnx_ready else "torch"
@@ -301,6 +392,20 @@ class Embedder:
         if wanted not in ("onnx", "torch"):
             raise RagError(f"unknown backend {wanted!r}: use auto, onnx or torch")
         return wanted
+
+    @property
+    def encoder(self) -> OnnxEncoder | TorchEncoder:
+        """The model, loaded (and exported to ONNX, once) on first use, so an ingest can parse sentences while
+        a first export runs."""
+        if self._encoder is None:
+            with self._encode_lock:
+                if self._encoder is None:
+                    self._encoder = self._load(self._settings)
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
 
     def _load(self, settings: Settings) -> OnnxEncoder | TorchEncoder:
         source = _model_source(settings.model)
@@ -323,8 +428,9 @@ class Embedder:
         """Run the model, uncached: the raw encode rate benchmarks compare against."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        encoder = self.encoder
         with self._encode_lock:
-            return self._encoder.encode(texts)
+            return encoder.encode(texts)
 
     def cached(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[bytes, list[int]]]:
         """The vectors of texts the disk cache holds (zero rows for the others), and the rows of each text

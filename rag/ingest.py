@@ -22,8 +22,9 @@ import numpy as np
 from rag.annotate import ANNOTATION_VERSION, AnnotationTable, Annotator
 from rag.chunking import RULES_VERSION, Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, get_embedder, model_id
+from rag.embedding import Embedder, get_embedder, model_id, start_onnx_export
 from rag.errors import BadIndexError, UsageError
+from rag.freshness import corpus_state, write_stamp
 from rag.index import (
     FORMAT_VERSION,
     IndexData,
@@ -184,15 +185,11 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """The model work in this process: the embedder's threads, then spaCy."""
+    """The model work in this process: spaCy, then the embedder's threads (spaCy first, so that a first
+    ONNX export, running in a child process since `_assemble` started it, overlaps with the parse)."""
 
     def compute(self, embedder: Embedder, chunks: list[str], sentences: list[str], settings: Settings,
                 progress: bool) -> ModelOutput:
-        with progress_bar(progress) as bar:
-            task = bar.add_task("embedding", total=len(chunks) + len(sentences))
-            step = lambda n: bar.advance(task, n)  # noqa: E731
-            vecs = embedder.embed(chunks, on_progress=step)
-            sent_vecs = embedder.embed(sentences, on_progress=step)
         parses: list[tuple[list, list, list]] = []
         if settings.index_sentences and sentences:
             annotator = Annotator(settings.spacy_pipeline, settings.cache_dir / "annotations.sqlite",
@@ -200,6 +197,11 @@ class LocalEngine:
             with progress_bar(progress) as bar:
                 task = bar.add_task("annotating sentences", total=len(sentences))
                 parses = annotator.annotate(sentences, on_progress=lambda n: bar.advance(task, n))
+        with progress_bar(progress) as bar:
+            task = bar.add_task("embedding", total=len(chunks) + len(sentences))
+            step = lambda n: bar.advance(task, n)  # noqa: E731
+            vecs = embedder.embed(chunks, on_progress=step)
+            sent_vecs = embedder.embed(sentences, on_progress=step)
         return ModelOutput(vecs, sent_vecs, parses)
 
 
@@ -347,6 +349,9 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
     roots = [p.absolute() for p in paths]
     config = config_of(settings)
     with write_lock(index_dir, on_wait=say):
+        before = corpus_state(paths) if not dry_run else None  # stat'ed before reading: see rag/freshness.py
+        if embedder is None and not dry_run:
+            start_onnx_export(settings)  # a first export (serving needs it too) runs beside the reading and parsing
         read = read_paths(present, max_bytes=settings.max_document_bytes) if present else ReadResult()
         summary.skipped, summary.failed = list(read.skipped), list(read.failed)
         if not read.documents and not prune:  # never replace an index with an empty one
@@ -378,6 +383,7 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
                 and manifest.get("duplicates", {}) == plan.copies:
             summary.chunks = manifest["counts"]["chunks"]
             summary.near_duplicates = [tuple(p) for p in manifest.get("near_duplicates", [])]
+            _stamp(paths, before, settings, prune, summary, len(plan.entries))
             summary.seconds = time.perf_counter() - start
             return summary
         _announce(summary, say, dry_run)
@@ -388,8 +394,21 @@ def ingest(paths: Sequence[Path], settings: Settings, progress: bool = False, re
             raise UsageError(f"this would leave the index at {index_dir} empty; delete the folder instead")
         _build_and_write(plan, None if rebuild else manifest, same_config, settings, progress, embedder, summary,
                          engine or LocalEngine())
+        _stamp(paths, before, settings, prune, summary, len(plan.entries))
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _stamp(paths: Sequence[Path], before: tuple[list[Any], bool] | None, settings: Settings, prune: bool,
+           summary: IngestSummary, entries: int) -> None:
+    """Record what the next ingest of `paths` prints if nothing changes (unless a file failed: that one is
+    read again each time), so that it can say so without reading (rag/freshness.py)."""
+    noop = IngestSummary(index_dir=summary.index_dir, unchanged=entries, skipped=summary.skipped,
+                         duplicates=summary.duplicates, near_duplicates=summary.near_duplicates,
+                         documents=summary.documents, chunks=summary.chunks)
+    lines = noop.describe().split("\n")
+    lines[0] = lines[0].rsplit(", ", 1)[0]  # the seconds, printed by whichever run it is
+    write_stamp(paths, None if summary.failed else before, settings, prune, lines)
 
 
 def remove_documents(doc_ids: Sequence[str], settings: Settings, *, dry_run: bool = False,
@@ -447,7 +466,6 @@ def _build_and_write(plan: _Plan, manifest: dict[str, Any] | None, same_config: 
     old = load_generation(live_gen, with_bm25=False) if live_gen is not None else None
     docs = {d: _materialize(plan.entries[d], old) for d in plan.kept}
     data = _assemble(docs, old if same_config else None, settings, progress, embedder, summary, engine)
-    summary.near_duplicates = near_duplicates(list(data.documents.values()), settings.near_duplicate_threshold)
     entries = plan.entries
     data.manifest.update(
         documents={d: {"content_hash": entries[d].content_hash, "record_hash": entries[d].record_hash,
@@ -520,11 +538,13 @@ def _assemble(docs: dict[str, Document], old: IndexData | None, settings: Settin
                 rows.append(sentence_keys[key])
             sentence_rows.append(rows)
     need_model = bool(new_chunks or new_sentences)
+    summary.near_duplicates = near_duplicates(list(docs.values()), settings.near_duplicate_threshold)
     embedder = embedder or (get_embedder(settings) if need_model else None)
-    dim = embedder.dim if embedder else (old.chunk_vectors.shape[1] if old is not None else 0)
-    if embedder is not None and need_model:
+    if embedder is not None and need_model:  # the model's dimension only after: it may still be exporting
         out = engine.compute(embedder, [c.text for c in new_chunks], new_sentences, settings, progress)
+        dim = embedder.dim
     else:
+        dim = embedder.dim if embedder else (old.chunk_vectors.shape[1] if old is not None else 0)
         out = ModelOutput(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32), [])
     new_vecs, new_sent_vecs = out.chunk_vectors, out.sentence_vectors
     summary.embedded = len(new_chunks)
