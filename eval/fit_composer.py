@@ -229,15 +229,15 @@ def pick_threshold(confidences: list[tuple[float, bool, bool]]) -> float:
     return round(best_t, 2)
 
 
-def passage_rows(prepared: Sequence[Prepared], confidence: dict[int, float], threshold: float, model: ComposerModel
-                 ) -> list[tuple[float, bool, bool]]:
+def passage_rows(prepared: Sequence[Prepared], confidence: dict[int, float], threshold: float, model: ComposerModel,
+                 stores: dict[str, Any]) -> list[tuple[float, bool, bool]]:
     """Per question the composer would answer with its best passage (descriptive, no candidate, or a span below
-    the answer threshold; `confidence` by id() of the example): the best sentence's probability, whether the
-    passage holds the answer, and whether the question is answerable. Questions whose best sentence breaks a
-    passage rule are refused whatever the threshold, and left out."""
+    the answer threshold; `confidence` by id() of the example; `stores` by set name): the best sentence's
+    probability, whether the passage holds the answer, and whether the question is answerable. Questions whose
+    best passage breaks a passage rule are refused whatever the threshold, and left out."""
     out = []
     for p in prepared:
-        if not p.ranked or passage_rule(p.q, p.ranked[0]):
+        if not p.ranked or passage_rule(p.q, p.ranked[0], stores[p.set_name]):
             continue
         if p.q.descriptive or confidence.get(id(p.ex), 0.0) < threshold:
             holds = p.ex.answerable and any(p.ex.holds(ss.sentence.text) for ss in best_passage(p.ranked, model))
@@ -361,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     confident = [(model.answer.prob(dict(zip(ANSWER_FEATURES, f, strict=True))), r, a) for f, r, a, _ in rows]
     base["answer_threshold"] = pick_threshold(confident)
     span_confidence = {id(row[3].ex): c for (c, _, _), row in zip(confident, rows, strict=True)}
-    passage = passage_rows(prepared, span_confidence, base["answer_threshold"], model)
+    passage = passage_rows(prepared, span_confidence, base["answer_threshold"], model,
+                           {name: assistant.store for name, (assistant, _) in sets.items()})
     base["sentences_threshold"] = pick_threshold(passage)
     base["fitted_on"] = fit_summary(sets, settings, confident, base["answer_threshold"], len(sy),
                                     time.perf_counter() - start)

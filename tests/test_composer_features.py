@@ -11,6 +11,7 @@ from rag.composer.evidence import Sentence
 from rag.composer.features import (
     adjective,
     align,
+    article_names_met,
     bigrams,
     candidate_features,
     coverage,
@@ -379,8 +380,9 @@ def test_passage_rows_are_the_questions_left_without_a_span() -> None:
 
     plain, named = prepared(question({"found": 1.0})), prepared(question({"found": 1.0}, names=("globex",)))
     ranked = plain.ranked
-    assert passage_rows([plain, named], {id(ex): 0.2}, 0.5, MODEL) == [(ranked[0].prob, True, True)]
-    assert passage_rows([plain], {id(ex): 0.9}, 0.5, MODEL) == []  # answered with its span
+    stores = {"": None}  # no article to look the names up in: the sentence's own names decide
+    assert passage_rows([plain, named], {id(ex): 0.2}, 0.5, MODEL, stores) == [(ranked[0].prob, True, True)]
+    assert passage_rows([plain], {id(ex): 0.9}, 0.5, MODEL, stores) == []  # answered with its span
 
 
 def test_focus_table_breaks_ties_by_label() -> None:
@@ -388,3 +390,10 @@ def test_focus_table_breaks_ties_by_label() -> None:
 
     ex = Example("q", [sentence(FOUNDED)], frozenset({"1922", "john smith"}))
     assert focus_table([(ex, question({}, focus="founder"), "set")] * 4) == {"founder": ["DATE", "PERSON"]}
+
+
+def test_article_names_met_looks_through_the_whole_article_and_its_title() -> None:
+    q = question({}, names=("globex",))
+    assert article_names_met(q, "Acme grew. Later, Globex bought it.", None)
+    assert article_names_met(q, "Acme grew.", "Globex buys Acme")
+    assert not article_names_met(q, "Acme grew.", "Acme's year")

@@ -475,9 +475,13 @@ function highlightsFor(answer, n) {
   return figures;
 }
 
+// The article's title, unless the quote is its headline (the title would repeat it).
 function sourceLine(c, lang) {
+  const squash = (s) => (s || "").replace(/\s+/g, " ").trim().toLowerCase();
+  const title = c.title || c.doc_id;
+  const repeats = c.title && squash(c.quote).startsWith(squash(c.title));
   return el("div", { class: "cite-source" },
-    el("span", { class: "cite-title", text: c.title || c.doc_id }),
+    repeats ? null : el("span", { class: "cite-title", text: title }),
     el("span", { class: "cite-meta", text: [c.publisher || t(lang, "publisherUnknown"), c.published || t(lang, "dateUnknown")].join(" · ") }));
 }
 

@@ -13,6 +13,7 @@ from rag.composer.evidence import Sentence
 from rag.composer.features import (
     align,
     answer_features,
+    article_names_met,
     candidate_features,
     coverage,
     focus_met,
@@ -136,28 +137,37 @@ def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: Compo
     return out[:3]
 
 
-def passages(q: Question, ranked: list[ScoredSentence], model: ComposerModel, reason: str) -> Decision:
+def passages(q: Question, ranked: list[ScoredSentence], model: ComposerModel, reason: str, store: Any = None
+             ) -> Decision:
     """The best passage as the answer when its best sentence is likely enough to hold it and breaks no rule:
     for descriptive questions, and for others when no span is confident enough."""
     top = ranked[0]
     if top.prob < model.sentences_threshold:
         return Decision("refuse", f"best sentence {top.prob:.2f} < {model.sentences_threshold:.2f}", top.prob,
                         ranked=ranked)
-    broken = passage_rule(q, top)
+    broken = passage_rule(q, top, store)
     if broken:
         return Decision("refuse", broken, top.prob, ranked=ranked)
     return Decision("sentences", reason, top.prob, sentences=best_passage(ranked, model), ranked=ranked)
 
 
-def passage_rule(q: Question, top: ScoredSentence) -> str | None:
+def passage_rule(q: Question, top: ScoredSentence, store: Any) -> str | None:
     """The rule a passage answer breaks, if any: a question asking for a figure is answered by that figure (a
-    span) or refused, never by sentences that leave the reader to pick it; the best sentence names the
-    question's names."""
+    span) or refused, never by sentences that leave the reader to pick it; the question's names are met."""
     if q.unit is not None or (q.expected and q.expected[0] in figure_labels()):
         return "the question asks for a figure and no figure is confident enough"
-    if q.names and top.features["names_met"] == 0.0:
-        return "the best sentence names none of the question's names"
+    if names_missing(q, top, store):
+        return "the best sentence's article names none of the question's names"
     return None
+
+
+def names_missing(q: Question, ss: ScoredSentence, store: Any) -> bool:
+    """Rule: a question that names someone or something is answered only from an article that mentions one
+    of its names (in the sentence, beside it, or anywhere in the article or its title)."""
+    if not q.names or ss.features["names_met"] > 0.0:
+        return False
+    doc = store.documents.get(ss.sentence.doc_id) if store is not None else None
+    return doc is None or not article_names_met(q, doc.text, doc.meta.title)
 
 
 def best_passage(ranked: list[ScoredSentence], model: ComposerModel) -> list[ScoredSentence]:
@@ -223,17 +233,17 @@ def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: 
     if q.publication:
         return _publication(ranked, model, store)
     if q.descriptive:
-        return passages(q, ranked, model, "descriptive question: best sentences")
+        return passages(q, ranked, model, "descriptive question: best sentences", store)
     spans = score_candidates(q, ranked, model)
     if not spans:
-        return passages(q, ranked, model, "no candidate span in the best sentences: the best passage")
+        return passages(q, ranked, model, "no candidate span in the best sentences: the best passage", store)
     best = spans[0]
     confidence, af = answer_confidence(q, spans, model)
     weak = (f"span confidence {confidence:.2f} < {model.answer_threshold:.2f}" if confidence < model.answer_threshold
-            else "the span's sentence names none of the question's names"
-            if q.names and best.sentence.features["names_met"] == 0.0 else None)
+            else "the span's article names none of the question's names"
+            if names_missing(q, best.sentence, store) else None)
     if weak:
-        d = passages(q, ranked, model, f"{weak}: the best passage")
+        d = passages(q, ranked, model, f"{weak}: the best passage", store)
         d.reason = f"{weak}; {d.reason}" if d.kind == "refuse" else d.reason
         d.spans, d.answer_features = spans, af
         return d

@@ -59,6 +59,12 @@ def names_met(q: Question, s: Sentence) -> float:
     return sum(1 for n in q.names if n in low or set(n.split()) <= s.context) / len(q.names)
 
 
+def article_names_met(q: Question, text: str, title: str | None) -> bool:
+    """Whether the article (its text or title) mentions any of the question's names."""
+    low = f"{title or ''}\n{text}".lower()
+    return any(n in low for n in q.names)
+
+
 def numbers_met(q: Question, s: Sentence) -> float:
     if not q.numbers:
         return 1.0
