@@ -28,7 +28,7 @@ const STRINGS = {
     answerable: "Answer", conflict: "Sources disagree", abstain: "No supported answer",
     accordingTo: "According to the source:", conflictLead: "The sources give different figures, newest first:",
     abstainText: "I could not find this in the sources.",
-    related: "Closest passages (they do not answer the question):", open: "Open",
+    related: "The closest passages:", open: "Open",
     confidence: "Confidence", confidenceHelp: "Calibrated probability that this answer is right",
     confidenceAbstainHelp: "How sure the composer is that no retrieved passage answers this",
     high: "high", medium: "medium", low: "low",
@@ -59,7 +59,7 @@ const STRINGS = {
     answerable: "回答", conflict: "来源说法不一", abstain: "没有可引用的答案",
     accordingTo: "据来源：", conflictLead: "各来源给出的数字不同（最新的在前）：",
     abstainText: "我没能在来源中找到这一点。",
-    related: "最接近的段落（并不回答这个问题）：", open: "打开",
+    related: "最接近的段落：", open: "打开",
     confidence: "置信度", confidenceHelp: "经过校准的、这个回答正确的概率",
     confidenceAbstainHelp: "检索到的段落都不回答这个问题的把握", high: "高", medium: "中", low: "低",
     copy: "复制", copied: "已复制", copyFailed: "无法复制",
@@ -89,7 +89,7 @@ const STRINGS = {
     answerable: "回答", conflict: "情報源の記述が食い違っています", abstain: "根拠のある回答はありません",
     accordingTo: "出典によると：", conflictLead: "情報源によって数字が異なります（新しい順）：",
     abstainText: "情報源の中に見つけられませんでした。",
-    related: "最も近い箇所（質問の答えではありません）：", open: "開く",
+    related: "最も近い箇所：", open: "開く",
     confidence: "信頼度", confidenceHelp: "この回答が正しい確率（較正済み）",
     confidenceAbstainHelp: "取得した段落のどれも答えていないという確からしさ", high: "高", medium: "中", low: "低",
     copy: "コピー", copied: "コピーしました", copyFailed: "コピーできませんでした",
@@ -476,12 +476,14 @@ function highlightsFor(answer, n) {
 }
 
 // The article's title, unless the quote is its headline (the title would repeat it).
-function sourceLine(c, lang) {
+function titleNode(quote, title) {
   const squash = (s) => (s || "").replace(/\s+/g, " ").trim().toLowerCase();
-  const title = c.title || c.doc_id;
-  const repeats = c.title && squash(c.quote).startsWith(squash(c.title));
+  return title && squash(quote).startsWith(squash(title)) ? null : el("span", { class: "cite-title", text: title });
+}
+
+function sourceLine(c, lang) {
   return el("div", { class: "cite-source" },
-    repeats ? null : el("span", { class: "cite-title", text: title }),
+    titleNode(c.quote, c.title || c.doc_id),
     el("span", { class: "cite-meta", text: [c.publisher || t(lang, "publisherUnknown"), c.published || t(lang, "dateUnknown")].join(" · ") }));
 }
 
@@ -640,7 +642,7 @@ function renderAnswer(entry) {
       const button = el("button", { type: "button", class: "marker open", "data-n": passage.n, text: t(lang, "open") });
       button.addEventListener("click", () => openSource(passage, button));
       list.append(el("li", {}, button, el("div", { class: "cite-body" },
-        quoteNode(r.quote, [], "q"), el("div", { class: "cite-source" }, el("span", { class: "cite-title", text: r.title })))));
+        quoteNode(r.quote, [], "q"), el("div", { class: "cite-source" }, titleNode(r.quote, r.title)))));
     });
     card.append(el("p", { class: "related-head", text: t(lang, "related") }), list);
   }
