@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import test_index
 from test_index import TOPICS, write_article
 
 from rag import freshness
@@ -30,13 +31,7 @@ def _noop_lines(paths: list[Path], settings: Settings, embedder: Embedder) -> li
     return [lines[0].rsplit(", ", 1)[0], *lines[1:]]
 
 
-@pytest.fixture()
-def small(tmp_path: Path, settings: Settings) -> tuple[Path, Settings]:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i, topic in enumerate(TOPICS[:4]):
-        write_article(corpus, f"a{i}", topic, 10 + i)
-    return corpus, settings.with_overrides(corpus_dir=corpus, index_dir=tmp_path / "index")
+small = test_index.small  # the four-article corpus of the index tests
 
 
 @pytest.fixture()
