@@ -361,6 +361,8 @@ def test_a_question_asking_for_a_figure_gets_no_passage_answer() -> None:
     for q in (question({"found": 1.0}, expected=("MONEY",)), question({"found": 1.0}, expected=("ORG",), unit="USD")):
         d = decide(q, [sentence(FOUNDED)], MODEL, store=None)
         assert d.kind == "refuse" and "figure" in d.reason
+        if d.spans:  # the refusal's confidence is the span's, not the sentence's (no passage was allowed)
+            assert d.confidence == pytest.approx(answer_confidence(q, d.spans, MODEL)[0])
 
 
 def test_pick_threshold_answers_only_where_answering_gains() -> None:

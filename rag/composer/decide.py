@@ -244,7 +244,9 @@ def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: 
             if names_missing(q, best.sentence, store) else None)
     if weak:
         d = passages(q, ranked, model, f"{weak}: the best passage", store)
-        d.reason = f"{weak}; {d.reason}" if d.kind == "refuse" else d.reason
+        if d.kind == "refuse":  # the chance the best answer allowed would have been right
+            allowed = passage_rule(q, ranked[0], store) is None
+            d.reason, d.confidence = f"{weak}; {d.reason}", max(confidence, d.confidence) if allowed else confidence
         d.spans, d.answer_features = spans, af
         return d
     conflicts = _conflicts(best, spans, model)
