@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag.composer.evidence import Sentence
 from rag.composer.lexicon import answer_types
@@ -30,9 +31,10 @@ def figure_label(q: Quantity) -> str:
     return answer_types()["figure_labels"].get(q.kind, "CARDINAL")
 
 
+@lru_cache(maxsize=1)
 def figure_labels() -> frozenset[str]:
     """The entity labels a figure can carry (MONEY, PERCENT, CARDINAL, DATE, QUANTITY)."""
-    return frozenset(answer_types()["figure_labels"].values()) | {"CARDINAL"}
+    return frozenset(answer_types()["figure_labels"].values())
 
 
 def _token_range(s: Sentence, start: int, end: int) -> tuple[int, int] | None:

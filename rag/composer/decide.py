@@ -137,17 +137,19 @@ def _conflicts(best: ScoredCandidate, spans: list[ScoredCandidate], model: Compo
     return out[:3]
 
 
-def passages(q: Question, ranked: list[ScoredSentence], model: ComposerModel, reason: str, store: Any = None
-             ) -> Decision:
+def passages(q: Question, ranked: list[ScoredSentence], model: ComposerModel, reason: str, store: Any = None,
+             span: float | None = None) -> Decision:
     """The best passage as the answer when its best sentence is likely enough to hold it and breaks no rule:
-    for descriptive questions, and for others when no span is confident enough."""
+    for descriptive questions, and for others when no span is confident enough (`span`: that span's
+    confidence; a refusal then carries the chance of the best answer it was allowed to give)."""
     top = ranked[0]
-    if top.prob < model.sentences_threshold:
-        return Decision("refuse", f"best sentence {top.prob:.2f} < {model.sentences_threshold:.2f}", top.prob,
-                        ranked=ranked)
     broken = passage_rule(q, top, store)
+    best = top.prob if span is None else span if broken else max(span, top.prob)
+    if top.prob < model.sentences_threshold:
+        return Decision("refuse", f"best sentence {top.prob:.2f} < {model.sentences_threshold:.2f}", best,
+                        ranked=ranked)
     if broken:
-        return Decision("refuse", broken, top.prob, ranked=ranked)
+        return Decision("refuse", broken, best, ranked=ranked)
     return Decision("sentences", reason, top.prob, sentences=best_passage(ranked, model), ranked=ranked)
 
 
@@ -243,10 +245,8 @@ def decide(q: Question, sentences: list[Sentence], model: ComposerModel, store: 
             else "the span's article names none of the question's names"
             if names_missing(q, best.sentence, store) else None)
     if weak:
-        d = passages(q, ranked, model, f"{weak}: the best passage", store)
-        if d.kind == "refuse":  # the chance the best answer allowed would have been right
-            allowed = passage_rule(q, ranked[0], store) is None
-            d.reason, d.confidence = f"{weak}; {d.reason}", max(confidence, d.confidence) if allowed else confidence
+        d = passages(q, ranked, model, f"{weak}: the best passage", store, span=confidence)
+        d.reason = f"{weak}; {d.reason}" if d.kind == "refuse" else d.reason
         d.spans, d.answer_features = spans, af
         return d
     conflicts = _conflicts(best, spans, model)
