@@ -76,6 +76,16 @@ def test_the_claim_is_scored_and_the_first_two_quotes_are_checked() -> None:
     assert second.quote_holds and second.cited_gold_doc
 
 
+def test_the_claim_holds_when_it_says_a_gold_answer() -> None:
+    """The strict scorer's right: a short answer or a passage that says a gold answer, whatever the quotes."""
+    longer = score_answer(ITEM, _answer("the Denver Broncos team", ["x"]))
+    assert longer.claim_holds and longer.em == 0.0
+    assert not score_answer(ITEM, _answer("Carolina Panthers", ["The Denver Broncos won."])).claim_holds
+    passage = {**_answer(None, ["The Broncos won."]), "answer": "The Broncos won the game [1]."}
+    assert score_answer(ITEM, passage).claim_holds
+    assert not score_answer(ITEM, _answer("Broncos", ["x"], answerable=False)).claim_holds
+
+
 def test_an_abstention_or_an_error_scores_zero() -> None:
     abstained = score_answer(ITEM, _answer("Denver Broncos", ["The Denver Broncos won."], answerable=False))
     assert (abstained.answered, abstained.em, abstained.f1, abstained.quote_holds) == (False, 0.0, 0.0, False)
@@ -92,6 +102,7 @@ def test_calibration_bins_and_confident_precision() -> None:
     cal = calibration(records)
     assert (cal["answered"], cal["without_confidence"], cal["confident_n"]) == (5, 1, 3)
     assert cal["confident_em"] == pytest.approx(2 / 3, abs=1e-4)
+    assert cal["confident_claim_holds"] == pytest.approx(2 / 3, abs=1e-4)
     top = cal["bins"][-1]
     assert (top["from"], top["to"], top["n"], top["em"]) == (0.9, 1.0, 2, 1.0)
     mid = next(b for b in cal["bins"] if b["from"] == 0.4)

@@ -61,7 +61,8 @@ def contains_answer(passage: str, golds: Sequence[str]) -> bool:
 
 @dataclass(slots=True)
 class QAScore:
-    """How one answer fared: `em`/`f1` of its claim (0 when it abstained), and whether a quote holds gold."""
+    """How one answer fared: `em`/`f1` of its claim (0 when it abstained), whether the claim itself holds a gold
+    answer (the strict scorer's "right": a short answer or passage that says it), and whether a quote holds one."""
 
     answered: bool
     claim: str
@@ -73,6 +74,7 @@ class QAScore:
     compose_ms: float | None
     total_ms: float | None
     short: bool = False  # answered with a short answer (a span), not with passages
+    claim_holds: bool = False
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ def score_answer(item: QAItem, answer: dict[str, Any] | None, wall_ms: float | N
     return QAScore(True, claim, exact_match(claim, item.answers), round(f1_score(claim, item.answers), 4),
                    any(contains_answer(q, item.answers) for q in quotes),
                    any(str(c.get("doc_id")) in item.doc_ids for c in cites), **base,
-                   short=bool(answer.get("short_answer")))
+                   short=bool(answer.get("short_answer")), claim_holds=contains_answer(claim, item.answers))
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -125,7 +127,7 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
 
 
 def calibration(records: Sequence[QARecord]) -> dict[str, Any]:
-    """Accuracy (exact match, and quote holds) per confidence bin of the answered items, and precision among
+    """Accuracy (exact match, claim holds, quote holds) per confidence bin of the answered items, and precision among
     answers with confidence >= CONFIDENT; answers without a confidence are counted apart."""
     answered = [r.score for r in records if r.score.answered]
     rated = [s for s in answered if s.confidence is not None]
@@ -133,12 +135,14 @@ def calibration(records: Sequence[QARecord]) -> dict[str, Any]:
     for lo, hi in zip(BIN_EDGES, BIN_EDGES[1:]):
         inside = [s for s in rated if in_bin(s.confidence, lo, hi)]
         bins.append({"from": lo, "to": hi, "n": len(inside), "em": _mean([s.em for s in inside]),
+                     "claim_holds": _mean([float(s.claim_holds) for s in inside]),
                      "quote_holds": _mean([float(s.quote_holds) for s in inside]),
                      "mean_confidence": _mean([s.confidence for s in inside])})
     confident = [s for s in rated if s.confidence >= CONFIDENT]
     return {"answered": len(answered), "without_confidence": len(answered) - len(rated), "bins": bins,
             "confident_at": CONFIDENT, "confident_n": len(confident),
             "confident_em": _mean([s.em for s in confident]),
+            "confident_claim_holds": _mean([float(s.claim_holds) for s in confident]),
             "confident_quote_holds": _mean([float(s.quote_holds) for s in confident])}
 
 
@@ -155,6 +159,7 @@ def summarize(records: Sequence[QARecord]) -> dict[str, Any]:
         "answer_rate": _mean([float(s.answered) for s in scores]),
         "exact_match": _mean([s.em for s in scores]),
         "f1": _mean([s.f1 for s in scores]),
+        "claim_holds": _mean([float(s.claim_holds) for s in scores]),
         f"quote_holds_at_{QUOTES_COUNTED}": _mean([float(s.quote_holds) for s in scores]),
         "cited_gold_doc": _mean([float(s.cited_gold_doc) for s in scores]),
         "exact_match_when_answered": _mean([s.em for s in answered]),

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from eval.benchmarks.metrics import QUOTES_COUNTED, QARecord, summarize
 
-HEADLINE = (("exact_match", "exact match"), ("f1", "F1"), (f"quote_holds_at_{QUOTES_COUNTED}", "quote holds @2"),
+HEADLINE = (("exact_match", "exact match"), ("f1", "F1"), ("claim_holds", "claim holds (strict)"),
+            (f"quote_holds_at_{QUOTES_COUNTED}", "quote holds @2"),
             ("answer_rate", "answer rate"), ("cited_gold_doc", "cites a gold article"),
             ("exact_match_when_answered", "exact match when answered"))
 
@@ -22,7 +23,7 @@ def report_dict(meta: dict[str, Any], records: Sequence[QARecord]) -> dict[str, 
     """Run description (bench, part, seed, split, sizes), summary figures, and each item's outcome."""
     items = [{"id": r.item.id, "question": r.item.question, "gold": list(r.item.answers), "group": r.item.group,
               "claim": r.score.claim, "answered": r.score.answered, "em": r.score.em, "f1": r.score.f1,
-              "quote_holds": r.score.quote_holds, "confidence": r.score.confidence, "error": r.error}
+              "claim_holds": r.score.claim_holds, "quote_holds": r.score.quote_holds, "confidence": r.score.confidence, "error": r.error}
              for r in sorted(records, key=lambda r: r.item.id)]
     return {"run": meta, "summary": summarize(records), "items": items}
 
@@ -63,13 +64,15 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         console.print("calibration: n/a (the answers carry no confidence)")
     else:
         ct = Table(title=f"calibration ({cal['answered'] - cal['without_confidence']} answers with a confidence)")
-        for col in ("confidence", "n", "exact match", "quote holds"):
+        for col in ("confidence", "n", "exact match", "claim holds", "quote holds"):
             ct.add_column(col, justify="right")
         for b in cal["bins"]:
-            ct.add_row(f"{b['from']:.1f}-{b['to']:.1f}", str(b["n"]), _pct(b["em"]), _pct(b["quote_holds"]))
+            ct.add_row(f"{b['from']:.1f}-{b['to']:.1f}", str(b["n"]), _pct(b["em"]), _pct(b["claim_holds"]),
+                       _pct(b["quote_holds"]))
         console.print(ct)
         console.print(f"confidence >= {cal['confident_at']}: {cal['confident_n']} answers, exact match "
-                      f"{_pct(cal['confident_em'])}, quote holds {_pct(cal['confident_quote_holds'])}")
+                      f"{_pct(cal['confident_em'])}, claim holds {_pct(cal['confident_claim_holds'])}, quote holds "
+                      f"{_pct(cal['confident_quote_holds'])}")
     console.print(answer_kinds(s))
     for e in [i for i in report["items"] if i["error"]]:
         console.print(f"[red]error[/red] {e['id']}: {e['error']}")
@@ -95,11 +98,12 @@ def markdown(report: dict[str, Any], max_misses: int = 40) -> str:
     if cal["without_confidence"] == cal["answered"]:
         lines.append("n/a: the answers carry no confidence.")
     else:
-        lines += ["| confidence | n | exact match | quote holds |", "|---|---|---|---|"]
-        lines += [f"| {b['from']:.1f}-{b['to']:.1f} | {b['n']} | {_pct(b['em'])} | {_pct(b['quote_holds'])} |"
-                  for b in cal["bins"]]
+        lines += ["| confidence | n | exact match | claim holds | quote holds |", "|---|---|---|---|---|"]
+        lines += [f"| {b['from']:.1f}-{b['to']:.1f} | {b['n']} | {_pct(b['em'])} | {_pct(b['claim_holds'])} | "
+                  f"{_pct(b['quote_holds'])} |" for b in cal["bins"]]
         lines += ["", f"Confidence >= {cal['confident_at']}: {cal['confident_n']} answers, exact match "
-                      f"{_pct(cal['confident_em'])}, quote holds {_pct(cal['confident_quote_holds'])}."]
+                      f"{_pct(cal['confident_em'])}, claim holds {_pct(cal['confident_claim_holds'])}, quote holds "
+                      f"{_pct(cal['confident_quote_holds'])}."]
     lines += ["", answer_kinds(s) + "."]
     errors = [i for i in report["items"] if i["error"]]
     if errors:

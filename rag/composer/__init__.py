@@ -34,7 +34,8 @@ class Composer:
         self._names = _latin_names(store)
 
     def parse(self, text: str) -> Parsed:
-        return self.annotator.parse(text)
+        """A question's parse: tokens, tags, lemmas and dependencies; its names are read from its proper nouns."""
+        return self.annotator.parse(text, entities=False)
 
     def analyse(self, question: str, history: Sequence[Turn] = ()) -> Question:
         """The question analysed and weighted by IDF; a follow-up merged with the question before it."""

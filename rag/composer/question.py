@@ -82,6 +82,19 @@ def gloss(text: str, names: dict[str, str] | None = None) -> str:
     return " ".join([*lead, *words]).strip() + "?"
 
 
+def proper_runs(tokens: tuple[Token, ...]) -> list[list[Token]]:
+    """Runs of adjacent proper nouns: a question's names ("Von Miller", "San Francisco Bay Area")."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.pos != "PROPN":
+            continue
+        if runs and runs[-1][-1].i == t.i - 1:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return runs
+
+
 def _wh(tokens: tuple[Token, ...]) -> tuple[str, int | None]:
     for t in tokens:
         low = t.text.lower()
@@ -217,13 +230,7 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
                        and (wh in ("when", "what", "which") or "DATE" in expected))
     terms = {t.lemma: 1.0 for t in tokens if t.pos in CONTENT_POS and not t.is_stop and t.i != wi
              and t.tag not in WH_TAGS and len(t.lemma) > 1}
-    names_found = []
-    for e in parsed.ents:
-        if e.label not in ("CARDINAL", "MONEY", "PERCENT", "QUANTITY", "ORDINAL", "DATE", "TIME"):
-            names_found.append(parsed.span_text(e).lower())
-    for t in tokens:
-        if t.pos == "PROPN" and not any(t.text.lower() in n for n in names_found):
-            names_found.append(t.text.lower())
+    names_found = [english[run[0].start:run[-1].end].lower() for run in proper_runs(tokens)]
     numbers = tuple(t.text for t in tokens if t.pos == "NUM" and re.fullmatch(r"(1[89]|20)\d\d", t.text))
     return Question(text=text, english=english, lang=lang, wh=wh, focus=focus, expected=expected, unit=unit,
                     terms=terms, names=tuple(dict.fromkeys(names_found)), numbers=numbers,
