@@ -110,6 +110,11 @@ def retrieve_examples(assistant: Any, items: Sequence[Any]) -> list[Example]:
     return out
 
 
+def by_count(c: Counter) -> list[tuple[str, int]]:
+    """A Counter's items, most frequent first and ties by name, so a fit never depends on insertion order."""
+    return sorted(c.items(), key=lambda x: (-x[1], x[0]))
+
+
 def focus_table(examples: Sequence[tuple[Example, Any, str]], min_count: int = 4, min_share: float = 0.15
                 ) -> dict[str, list[str]]:
     """For each focus noun seen often enough, the entity labels of the right spans in its evidence."""
@@ -122,7 +127,7 @@ def focus_table(examples: Sequence[tuple[Example, Any, str]], min_count: int = 4
     for focus, c in counts.items():
         total = sum(c.values())
         if total >= min_count:
-            table[focus] = [lab for lab, k in sorted(c.items(), key=lambda x: (-x[1], x[0])) if k / total >= min_share]
+            table[focus] = [lab for lab, k in by_count(c) if k / total >= min_share]
     return dict(sorted(table.items()))
 
 
@@ -134,7 +139,7 @@ def label_prior(examples: Sequence[tuple[Example, Any, str]], min_count: int = 8
         for key in (f"wh:{q.wh}", f"focus:{q.focus}" if q.focus else None):
             if key:
                 counts[key].update(labels)
-    return {key: {lab: round(k / sum(c.values()), 4) for lab, k in sorted(c.items(), key=lambda x: (-x[1], x[0]))}
+    return {key: {lab: round(k / sum(c.values()), 4) for lab, k in by_count(c)}
             for key, c in sorted(counts.items()) if sum(c.values()) >= min_count}
 
 
@@ -367,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base["fitted_on"] = fit_summary(sets, settings, confident, base["answer_threshold"], len(sy),
                                     time.perf_counter() - start)
     given = [(h, a) for p, h, a in passage if p >= base["sentences_threshold"]]
-    base["fitted_on"]["passage_answers"] = {"answered": len(given), "hold": round(sum(h for h, _ in given) / max(len(given), 1), 4),
+    base["fitted_on"]["passage_answers"] = {"answered": len(given),
+                                            "hold": round(sum(h for h, _ in given) / max(len(given), 1), 4),
                                             "unanswerable_answered": sum(not a for _, a in given)}
     for name in sets:
         part = [c for c, row in zip(confident, rows, strict=True) if row[3].set_name == name]

@@ -91,7 +91,8 @@ def _require_index_or_create(args: argparse.Namespace, settings: Settings) -> No
     """An --index folder without an index is a typo unless --create says otherwise."""
     from rag.errors import UsageError
 
-    if args.index_dir is not None and not getattr(args, "create", False) and not (settings.index_dir / "CURRENT").exists():
+    create = getattr(args, "create", False)  # `rag serve --ingest` has no --create
+    if args.index_dir is not None and not create and not (settings.index_dir / "CURRENT").exists():
         raise UsageError(f"no index at {settings.index_dir}; add --create to make a new one there")
 
 

@@ -23,7 +23,8 @@ def report_dict(meta: dict[str, Any], records: Sequence[QARecord]) -> dict[str, 
     """Run description (bench, part, seed, split, sizes), summary figures, and each item's outcome."""
     items = [{"id": r.item.id, "question": r.item.question, "gold": list(r.item.answers), "group": r.item.group,
               "claim": r.score.claim, "answered": r.score.answered, "em": r.score.em, "f1": r.score.f1,
-              "claim_holds": r.score.claim_holds, "quote_holds": r.score.quote_holds, "confidence": r.score.confidence, "error": r.error}
+              "claim_holds": r.score.claim_holds, "quote_holds": r.score.quote_holds,
+              "confidence": r.score.confidence, "error": r.error}
              for r in sorted(records, key=lambda r: r.item.id)]
     return {"run": meta, "summary": summarize(records), "items": items}
 
