@@ -1,7 +1,10 @@
 """Fit the composer's weights and thresholds (rag/composer/model.json) on tuning data only.
 
-Data: the tuning half (seeded split by article) of SQuAD half A and of the news-2024 written set.
-Steps: (1) the focus-noun answer-type table from gold answers' entity labels, (2) the sentence model
+Data: the tuning half (seeded split by article) of SQuAD half A and of the written news set eval/news2024;
+optionally of more written sets and of the news quizzes over a wider corpus (never a quiz of the default quiz
+corpus's measuring half).
+Steps: (0) label centroids of the evidence's entity mentions, to type focus nouns none of the tables knows,
+(1) the focus-noun answer-type table from gold answers' entity labels, (2) the sentence model
 (does this sentence hold a gold answer?, L2-regularised logistic regression), (3) the candidate ranker
 (conditional logit: the right candidate's share of its question's candidates), (4) the answer model (is the
 best candidate right?) on rankings cross-fitted in two folds, (5) the answer threshold that maximises
@@ -35,12 +38,14 @@ from rag.composer.decide import (
 )
 from rag.composer.evidence import gather
 from rag.composer.features import ANSWER_FEATURES, CANDIDATE_FEATURES, SENTENCE_FEATURES
+from rag.composer.label_vectors import LABEL_VECTORS_FILE, LabelVectors, centroids, sample_mentions
 from rag.composer.lexicon import MODEL_FILE, fitted_model
 from rag.composer.model import ComposerModel
 from rag.config import Settings
 from rag.figures import extract_figures, figures_equal
 
 CACHE_VERSION = 2  # bump when Example or the evidence Sentence changes shape
+NEWS_SET = Path("eval/news2024/questions.jsonl")
 WRONG_PENALTY = 1.0  # a wrong answer costs as much as a right one gains: refuse unless more likely right
 
 
@@ -251,18 +256,35 @@ def passage_rows(prepared: Sequence[Prepared], confidence: dict[int, float], thr
 
 
 def news_tune(settings: Settings, path: Path, limit: int | None) -> tuple[Any, list[Any]] | None:
-    """The tuning half (by article) of the written news set, over its own corpus; None if not built."""
-    from eval.benchmarks.corpus import open_assistant, split_groups
-    from eval.benchmarks.news import docs_for_ids, read_ids
+    """The tuning half (by article) of a written news set, over its own corpus (`articles.txt` beside it); items
+    of `extra_questions.jsonl` beside it, written for the same corpus, join when their article is in that half.
+    None if the set is not built."""
+    from eval.benchmarks.corpus import split_groups
+    from eval.benchmarks.news import open_id_corpus, read_ids
     from eval.dataset import load_set
 
     if not path.exists():
         return None
     items = load_set(path)
     split = split_groups((i.group or i.id for i in items), settings.bench_seed)
-    tune = [i for i in items if split.part_of(i.group or i.id) == "tune"][:limit]
-    docs = docs_for_ids(settings.bench_dir / "news-2024" / "articles.jsonl.gz", read_ids(path.parent / "articles.txt"))
-    return open_assistant(settings, "news2024", docs), tune
+    extra = path.parent / "extra_questions.jsonl"
+    pool = items + (load_set(extra) if extra.exists() else [])
+    tune = [i for i in pool if split.part_of(i.group or i.id) == "tune"][:limit]
+    return open_id_corpus(read_ids(path.parent / "articles.txt"), settings), tune  # the index `rag eval` uses
+
+
+def quiz_tune(settings: Settings, cap: int, limit: int | None) -> tuple[Any, list[Any]]:
+    """The tuning half of the news-quiz benchmark over a corpus of `cap` articles, without any quiz of the
+    default corpus's measuring half (by question or by article), so that half stays unseen by the fit."""
+    from eval.benchmarks import load_bench, source
+    from eval.benchmarks.corpus import split_groups
+
+    _, default_items = source("news-quiz", settings)
+    held = split_groups((i.group for i in default_items), settings.bench_seed)
+    held_ids = {i.id for i in default_items if held.part_of(i.group) == "measure"}
+    loaded = load_bench("news-quiz", "tune", None, settings.with_overrides(bench_news_articles=cap))
+    items = [i for i in loaded.items if i.id not in held_ids and not set(i.doc_ids) & held.measure]
+    return loaded.assistant, items[:limit]
 
 
 def eval_set_tune(settings: Settings, path: Path, corpus: Path) -> tuple[Any, list[Any]]:
@@ -288,9 +310,12 @@ def tuning_sets(args: argparse.Namespace, settings: Settings) -> dict[str, tuple
             cached = {}
     sources: dict[str, tuple[Any, list[Any]]] = {"squad": load("squad", part="tune", limit=args.limit,
                                                                settings=settings)}
-    news = news_tune(settings, args.news_set, args.limit)
-    if news is not None:
-        sources["news2024"] = news
+    for path in args.news_set or [NEWS_SET]:
+        news = news_tune(settings, path, args.limit)
+        if news is not None:
+            sources[path.parent.name] = news
+    if args.quiz_articles:
+        sources["news-quiz"] = quiz_tune(settings, args.quiz_articles, args.limit)
     out = {}
     for name, (assistant, items) in sources.items():
         out[name] = (assistant, cached[name] if name in cached else retrieve_examples(assistant, items))
@@ -302,6 +327,19 @@ def tuning_sets(args: argparse.Namespace, settings: Settings) -> dict[str, tuple
         assistant, items = eval_set_tune(settings, Path(path), Path(corpus))
         out[Path(path).stem] = (assistant, retrieve_examples(assistant, items))
     return out
+
+
+def label_vectors(sets: dict[str, tuple[Any, list[Example]]], seed: int, per_label: int = 300) -> LabelVectors:
+    """Label centroids from the entity mentions of every tuning question's evidence sentences, given to each
+    set's composer (so the fit's question analysis types unknown focus nouns as the shipped one will)."""
+    assistant = next(iter(sets.values()))[0]
+    pairs = ((c.label, c.text) for _, exs in sets.values() for ex in exs for s in ex.sentences
+             for c in candidates(s) if c.kind == "entity")
+    vectors = centroids(sample_mentions(pairs, per_label, seed), assistant.embedder.embed,
+                        assistant.embedder.model_name)
+    for a, _ in sets.values():
+        a.composer.label_vectors = vectors
+    return vectors
 
 
 def analysed(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel,
@@ -329,15 +367,20 @@ def prepare(sets: dict[str, tuple[Any, list[Example]]], model: ComposerModel, on
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="at most this many tuning questions per set")
-    ap.add_argument("--news-set", type=Path, default=Path("eval/news2024/questions.jsonl"))
+    ap.add_argument("--news-set", type=Path, action="append", default=[],
+                    help="a written news set to tune on, its tuning half (repeatable; default eval/news2024)")
     ap.add_argument("--eval-set", action="append", default=[], metavar="SET.jsonl:CORPUS_DIR",
                     help="also tune on every item of an eval-format set over its corpus folder (repeatable)")
+    ap.add_argument("--quiz-articles", type=int, default=0, metavar="N",
+                    help="also tune on the news quizzes' tuning half over a corpus of N articles (0: not)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the retrieval pass here (pickle) for re-fits")
     ap.add_argument("--out", type=Path, default=MODEL_FILE)
     args = ap.parse_args(argv)
     settings = Settings()
     start = time.perf_counter()
     sets = tuning_sets(args, settings)
+    vectors = label_vectors(sets, settings.bench_seed)
+    vectors.save(args.out.parent / LABEL_VECTORS_FILE.name)
     base = dict(fitted_model())
     first = analysed(sets, ComposerModel.load(base))
     base = with_tables(base, first)
@@ -371,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base["sentences_threshold"] = pick_threshold(passage)
     base["fitted_on"] = fit_summary(sets, settings, confident, base["answer_threshold"], len(sy),
                                     time.perf_counter() - start)
+    base["fitted_on"]["label_vectors"] = list(vectors.labels)
     given = [(h, a) for p, h, a in passage if p >= base["sentences_threshold"]]
     base["fitted_on"]["passage_answers"] = {"answered": len(given),
                                             "hold": round(sum(h for h, _ in given) / max(len(given), 1), 4),

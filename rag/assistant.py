@@ -64,7 +64,7 @@ class Assistant:
         self.store = store
         self.embedder = embedder
         self.retriever = Retriever(store, embedder, settings)
-        self.composer = Composer(settings, store)
+        self.composer = Composer(settings, store, embedder=embedder)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Assistant:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.benchmarks import load_bench, run
+from eval.benchmarks import index_name, load_bench, run
 from eval.benchmarks.corpus import SourceDoc, select, split_groups, write_corpus
 from eval.benchmarks.metrics import (
     QAItem,
@@ -25,6 +25,7 @@ from eval.benchmarks.metrics import (
 from eval.benchmarks.news import docs_for_ids, iso_date, publisher_of, quiz_bench, read_ids
 from eval.benchmarks.squad import load_squad
 from rag.cli import main
+from rag.config import Settings
 from rag.errors import ReadError
 
 # --- SQuAD's official metrics --------------------------------------------------------------------------
@@ -242,6 +243,12 @@ def test_quiz_questions_need_their_answer_verbatim_in_an_article(tmp_path: Path)
     assert (docs[0].publisher, docs[0].published, docs[1].publisher) == ("cnn.com", "2024-01-05", "eu.usatoday.com")
     _, capped = quiz_bench(root / "quizzes.jsonl", root / "articles.jsonl.gz", cap=1, seed=1)
     assert len({d for i in capped for d in i.doc_ids}) == 1
+
+
+def test_a_quiz_corpus_of_another_size_keeps_its_own_index() -> None:
+    assert index_name("news-quiz", Settings()) == "news-quiz"
+    assert index_name("news-quiz", Settings(bench_news_articles=1000)) == "news-quiz-1000"
+    assert index_name("squad", Settings(bench_news_articles=1000)) == "squad"
 
 
 def test_corpus_ids_name_missing_articles(tmp_path: Path) -> None:

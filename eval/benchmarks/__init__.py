@@ -38,6 +38,15 @@ def source(bench: str, settings: Settings) -> tuple[list[SourceDoc], list[QAItem
     raise ReadError(f"unknown benchmark {bench!r} (known: {', '.join(BENCHES)})")
 
 
+def index_name(bench: str, settings: Settings) -> str:
+    """The benchmark's corpus folder and index: a quiz corpus of another size keeps its own, so a wider run
+    never replaces (and re-ingests) the default one."""
+    default = type(settings).model_fields["bench_news_articles"].default
+    if bench == "news-quiz" and settings.bench_news_articles != default:
+        return f"{bench}-{settings.bench_news_articles}"
+    return bench
+
+
 @dataclass(slots=True)
 class Loaded:
     """A benchmark ready to run: its assistant, the chosen items, and the split that chose them."""
@@ -57,7 +66,7 @@ def load_bench(bench: str, part: str = "measure", limit: int | None = None, sett
     settings = settings or Settings()
     docs, items = source(bench, settings)
     chosen, split = select(items, lambda i: i.group, part, settings.bench_seed, limit)
-    assistant = open_assistant(settings, bench, docs, embedder=embedder, progress=progress)
+    assistant = open_assistant(settings, index_name(bench, settings), docs, embedder=embedder, progress=progress)
     return Loaded(bench, part, assistant, chosen, split, len(docs))
 
 

@@ -13,6 +13,7 @@ from rag.annotate import Annotator, Parsed
 from rag.composer.decide import decide, trace
 from rag.composer.evidence import Memo, corpus_stats, gather
 from rag.composer.followup import leans_on_context, merge, previous_questions
+from rag.composer.label_vectors import LabelVectors, load_label_vectors
 from rag.composer.model import ComposerModel
 from rag.composer.question import Question, analyse, latin_skeleton
 from rag.composer.render import render
@@ -25,13 +26,24 @@ __all__ = ["Composer", "Question"]
 class Composer:
     """One per loaded index: the question parser, the fitted model and the index's statistics."""
 
-    def __init__(self, settings: Settings, store: Any, model: ComposerModel | None = None) -> None:
+    def __init__(self, settings: Settings, store: Any, model: ComposerModel | None = None, embedder: Any = None,
+                 label_vectors: LabelVectors | None = None) -> None:
         self.annotator = Annotator(settings.spacy_pipeline)
         self.model = model or ComposerModel.load()
         self.store = store
         self.stats = corpus_stats(store)
         self.memo = Memo()
         self._names = _latin_names(store)
+        self.embedder = embedder
+        self.label_vectors = label_vectors if label_vectors is not None else load_label_vectors()
+
+    def focus_labels(self, noun: str) -> tuple[str, ...]:
+        """Entity labels for a focus noun the fitted table lacks: the nearest label centroids (none when no
+        embedder, or the centroids were computed with another model)."""
+        lv = self.label_vectors
+        if self.embedder is None or lv is None or lv.model != self.embedder.model_name:
+            return ()
+        return lv.nearest(self.embedder.embed_query(noun), self.model.focus_margin)
 
     def parse(self, text: str) -> Parsed:
         """A question's parse: tokens, tags, lemmas and dependencies; its names are read from its proper nouns."""
@@ -47,7 +59,7 @@ class Composer:
         return q
 
     def _one(self, text: str) -> Question:
-        q = analyse(text, self.parse, self.model.focus_types, self._names)
+        q = analyse(text, self.parse, self.model.focus_types, self._names, self.focus_labels)
         q = replace(q, label_prior=self.model.prior(q.wh, q.focus))
         q.terms.update({t: self.stats.idf(t) for t in q.terms})
         return q

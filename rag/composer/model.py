@@ -51,6 +51,7 @@ class ComposerModel:
     more_sentences_margin: float  # further sentences of a descriptive answer: within this of the best
     evidence_sentences: int  # candidates come from this many best sentences
     support_below: float = 0.8  # an answer less confident than this also cites the next best passage
+    focus_margin: float = 0.07  # an unknown focus noun expects the labels this close to its nearest centroid
     focus_types: dict[str, list[str]] = field(default_factory=dict)
     label_prior: dict[str, dict[str, float]] = field(default_factory=dict)  # "focus:X" / "wh:Y" -> label shares
     fitted_on: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +65,7 @@ class ComposerModel:
                    answer_threshold=d["answer_threshold"], sentences_threshold=d["sentences_threshold"],
                    conflict_share=d["conflict_share"], more_sentences_margin=d["more_sentences_margin"],
                    evidence_sentences=d["evidence_sentences"], support_below=d.get("support_below", 0.8),
+                   focus_margin=d.get("focus_margin", 0.07),
                    focus_types=d.get("focus_types", {}), label_prior=d.get("label_prior", {}),
                    fitted_on=d.get("fitted_on", {}))
 

@@ -179,7 +179,10 @@ def _wh_role(tokens: tuple[Token, ...], wi: int | None, wh: str) -> tuple[str | 
 
 
 def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[str, list[str]],
-              modifiers: list[str] | None = None) -> tuple[str, ...]:
+              modifiers: list[str] | None = None, focus_labels: Callable[[str], tuple[str, ...]] | None = None
+              ) -> tuple[str, ...]:
+    """Answer labels from the asked unit, the wh-table's "what X" forms, the fitted focus table, the wh-word,
+    and last the labels nearest a focus noun none of them knows (`focus_labels`)."""
     table = answer_types()["wh"]
     if unit is not None:
         return ("PERCENT",) if unit == "%" else ("MONEY",)
@@ -188,7 +191,10 @@ def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[st
             return tuple(table[f"what_{noun}"])
         if noun in focus_types:
             return tuple(focus_types[noun])
-    return tuple(table.get(wh, ()))
+    by_wh = tuple(table.get(wh, ()))
+    if by_wh or focus is None or focus_labels is None:
+        return by_wh
+    return focus_labels(focus)
 
 
 def _unit(text: str, parsed: Parsed) -> str | None:
@@ -206,8 +212,10 @@ def _unit(text: str, parsed: Parsed) -> str | None:
 
 
 def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, list[str]] | None = None,
-            names: dict[str, str] | None = None) -> Question:
-    """The analysed question; `parse` is the spaCy parse of English text (zh/ja is glossed first)."""
+            names: dict[str, str] | None = None, focus_labels: Callable[[str], tuple[str, ...]] | None = None
+            ) -> Question:
+    """The analysed question; `parse` is the spaCy parse of English text (zh/ja is glossed first);
+    `focus_labels` types a focus noun the fitted table does not know."""
     lang = language(text)
     english = text if lang == "en" else gloss(text, names)
     summary = _SUMMARY.match(english)
@@ -216,7 +224,7 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
     wh, wi = _wh(tokens)
     focus = _focus(tokens, wh, wi)
     unit = _unit(english, parsed)
-    expected = _expected(wh, focus, unit, focus_types or {}, _modifiers(tokens, focus))
+    expected = _expected(wh, focus, unit, focus_types or {}, _modifiers(tokens, focus), focus_labels)
     role = _wh_role(tokens, wi, wh)
     lead = tokens[0].lemma if tokens else ""
     table = answer_types()
