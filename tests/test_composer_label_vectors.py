@@ -60,7 +60,8 @@ def test_an_unknown_focus_noun_is_typed_only_when_nothing_else_types_it(parse) -
         asked.append(noun)
         return ("PERSON",)
 
-    assert analyse("Which singer won the award?", parse, focus_labels=typed).expected == ("PERSON",)
+    singer = analyse("Which singer won the award?", parse, focus_labels=typed)
+    assert singer.expected == ("PERSON",) and singer.expected_by == "label centroids"
     assert analyse("Which company built it?", parse, {"company": ["ORG"]}, focus_labels=typed).expected == ("ORG",)
     assert analyse("How many players were injured?", parse, focus_labels=typed).expected[0] == "CARDINAL"
     assert asked == ["singer"]

@@ -26,8 +26,8 @@ __all__ = ["Composer", "Question"]
 class Composer:
     """One per loaded index: the question parser, the fitted model and the index's statistics."""
 
-    def __init__(self, settings: Settings, store: Any, model: ComposerModel | None = None, embedder: Any = None,
-                 label_vectors: LabelVectors | None = None) -> None:
+    def __init__(self, settings: Settings, store: Any, model: ComposerModel | None = None, embedder: Any = None
+                 ) -> None:
         self.annotator = Annotator(settings.spacy_pipeline)
         self.model = model or ComposerModel.load()
         self.store = store
@@ -35,7 +35,7 @@ class Composer:
         self.memo = Memo()
         self._names = _latin_names(store)
         self.embedder = embedder
-        self.label_vectors = label_vectors if label_vectors is not None else load_label_vectors()
+        self.label_vectors: LabelVectors | None = load_label_vectors()
 
     def focus_labels(self, noun: str) -> tuple[str, ...]:
         """Entity labels for a focus noun the fitted table lacks: the nearest label centroids (none when no

@@ -280,7 +280,7 @@ def trace(q: Question, d: Decision, most: int = 5) -> dict[str, Any]:
 
     return {
         "question": {"english": q.english, "lang": q.lang, "wh": q.wh, "focus": q.focus, "expected": list(q.expected),
-                     "unit": q.unit, "names": list(q.names), "numbers": list(q.numbers),
+                     "expected_by": q.expected_by, "unit": q.unit, "names": list(q.names), "numbers": list(q.numbers),
                      "descriptive": q.descriptive, "summary_of": q.summary_of,
                      "terms": {k: round(v, 3) for k, v in q.terms.items()}},
         "decision": {"kind": d.kind, "reason": d.reason, "confidence": round(d.confidence, 4),

@@ -42,6 +42,7 @@ class Question:
     wh_prep: str | None = None  # the preposition the wh-phrase is the object of ("In what year" -> in)
     label_prior: dict[str, float] = field(default_factory=dict)  # entity label -> share among right answers
     parsed: Parsed | None = None
+    expected_by: str = ""  # where `expected` came from: unit | wh table | focus table | label centroids
 
     @property
     def numeric(self) -> bool:
@@ -180,21 +181,22 @@ def _wh_role(tokens: tuple[Token, ...], wi: int | None, wh: str) -> tuple[str | 
 
 def _expected(wh: str, focus: str | None, unit: str | None, focus_types: dict[str, list[str]],
               modifiers: list[str] | None = None, focus_labels: Callable[[str], tuple[str, ...]] | None = None
-              ) -> tuple[str, ...]:
-    """Answer labels from the asked unit, the wh-table's "what X" forms, the fitted focus table, the wh-word,
-    and last the labels nearest a focus noun none of them knows (`focus_labels`)."""
+              ) -> tuple[tuple[str, ...], str]:
+    """Answer labels and where they came from: the asked unit, the wh-table's "what X" forms, the fitted focus
+    table, the wh-word, and last the labels nearest a focus noun none of them knows (`focus_labels`)."""
     table = answer_types()["wh"]
     if unit is not None:
-        return ("PERCENT",) if unit == "%" else ("MONEY",)
+        return (("PERCENT",) if unit == "%" else ("MONEY",)), "unit"
     for noun in [focus, *(modifiers or [])] if focus else []:
         if f"what_{noun}" in table and wh in ("what", "which"):
-            return tuple(table[f"what_{noun}"])
+            return tuple(table[f"what_{noun}"]), "wh table"
         if noun in focus_types:
-            return tuple(focus_types[noun])
+            return tuple(focus_types[noun]), "focus table"
     by_wh = tuple(table.get(wh, ()))
     if by_wh or focus is None or focus_labels is None:
-        return by_wh
-    return focus_labels(focus)
+        return by_wh, "wh table" if by_wh else ""
+    typed = focus_labels(focus)
+    return typed, "label centroids" if typed else ""
 
 
 def _unit(text: str, parsed: Parsed) -> str | None:
@@ -224,7 +226,7 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
     wh, wi = _wh(tokens)
     focus = _focus(tokens, wh, wi)
     unit = _unit(english, parsed)
-    expected = _expected(wh, focus, unit, focus_types or {}, _modifiers(tokens, focus), focus_labels)
+    expected, expected_by = _expected(wh, focus, unit, focus_types or {}, _modifiers(tokens, focus), focus_labels)
     role = _wh_role(tokens, wi, wh)
     lead = tokens[0].lemma if tokens else ""
     table = answer_types()
@@ -240,7 +242,8 @@ def analyse(text: str, parse: Callable[[str], Parsed], focus_types: dict[str, li
              and t.tag not in WH_TAGS and len(t.lemma) > 1}
     names_found = [english[run[0].start:run[-1].end].lower() for run in proper_runs(tokens)]
     numbers = tuple(t.text for t in tokens if t.pos == "NUM" and re.fullmatch(r"(1[89]|20)\d\d", t.text))
-    return Question(text=text, english=english, lang=lang, wh=wh, focus=focus, expected=expected, unit=unit,
+    return Question(text=text, english=english, lang=lang, wh=wh, focus=focus, expected=expected,
+                    expected_by=expected_by, unit=unit,
                     terms=terms, names=tuple(dict.fromkeys(names_found)), numbers=numbers,
                     descriptive=descriptive and not publication, summary_of=summary.group(1) if summary else None,
                     publication=publication, wh_head=_wh_head(tokens, wi, focus),
