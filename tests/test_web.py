@@ -326,8 +326,7 @@ def test_screens(open_page: Callable[..., Any], web_url: str, seed_answer: Any, 
     page.wait_for_function("() => { const c = [...document.querySelectorAll('article.answer')].pop();"
                            " const r = c.getBoundingClientRect(); return r.top >= -1 && r.top < innerHeight * 0.6; }")
     shoot(page, "03-conflict")
-    sides = card.locator(".side")
-    boxes = [sides.nth(i).bounding_box() for i in range(sides.count())]
+    boxes = side_boxes(card)
     if width == WIDE:  # side by side
         assert len({round(b["y"]) for b in boxes}) == 1 and boxes[0]["x"] < boxes[1]["x"]
     else:  # stacked, each as wide as the card
@@ -398,6 +397,13 @@ def test_figure_marks_stand_alone(page: Any) -> None:
         assert [text[a:b] for a, b in ranges] == marked, text
 
 
+def side_boxes(card: Any) -> list[dict[str, float]]:
+    """The positions of a conflict card's sides, all measured in one frame (the page may still be scrolling
+    the card into view, so one measurement at a time can see them at different heights)."""
+    return card.evaluate("c => [...c.querySelectorAll('.side')].map(s => s.getBoundingClientRect())"
+                         ".map(r => ({x: r.x, y: r.y}))")
+
+
 def test_conflict_values_side_by_side(page: Any, web_url: str, seed_answer: Any, web_assistant: Assistant) -> None:
     card, expected = answer_on_page(page, web_url, seed_answer, web_assistant, is_conflict, "conflict")
     assert card.get_attribute("data-kind") == "conflict"
@@ -415,7 +421,7 @@ def test_conflict_values_side_by_side(page: Any, web_url: str, seed_answer: Any,
         else:  # "about 5 yen" where the article says "approximately 5 yen": the figure itself is marked
             assert any(m in v["text"] for m in marks), (marks, v)
         assert by_n[v["citation"]]["title"] in (side.locator(".cite-source").text_content() or "")
-    boxes = [sides.nth(i).bounding_box() for i in range(sides.count())]
+    boxes = side_boxes(card)
     assert len({round(b["y"]) for b in boxes}) == 1  # one row
     # quotes once: no separate citation list repeating the sides
     assert card.locator(".citations").count() == 0
