@@ -28,6 +28,15 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def parse() -> Callable[[str], object]:
+    """A question's parse as the composer makes it: the real spaCy pipeline, without the entity recogniser."""
+    from rag.annotate import Annotator
+
+    annotator = Annotator(Settings().spacy_pipeline)
+    return lambda text: annotator.parse(text, entities=False)
+
+
+@pytest.fixture(scope="session")
 def embedder(settings: Settings) -> Embedder:
     return get_embedder(settings)
 

@@ -44,15 +44,6 @@ def test_save_and_load_keep_labels_matrix_and_model(tmp_path) -> None:
     assert load_label_vectors(tmp_path / "missing.npz") is None
 
 
-@pytest.fixture(scope="module")
-def parse():
-    from rag.annotate import Annotator
-    from rag.config import Settings
-
-    annotator = Annotator(Settings().spacy_pipeline)
-    return lambda text: annotator.parse(text, entities=False)
-
-
 def test_an_unknown_focus_noun_is_typed_only_when_nothing_else_types_it(parse) -> None:
     asked: list[str] = []
 

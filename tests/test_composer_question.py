@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.annotate import Annotator
 from rag.composer.followup import leans_on_context, merge
 from rag.composer.question import analyse, gloss, language
-from rag.config import Settings
-
-
-@pytest.fixture(scope="module")
-def parse():
-    annotator = Annotator(Settings().spacy_pipeline)
-    return lambda text: annotator.parse(text, entities=False)  # as the composer parses questions
 
 
 @pytest.mark.parametrize("text, wh, focus, first", [
